@@ -1,0 +1,1 @@
+"""Dragoman's speech translation pipeline: VAD → ASR → MT → TTS, and the bus between them."""

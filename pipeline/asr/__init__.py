@@ -1,0 +1,5 @@
+"""Speech recognition stage."""
+
+from pipeline.asr.base import SpeechRecognizer, Transcript
+
+__all__ = ["SpeechRecognizer", "Transcript"]

@@ -1,0 +1,29 @@
+"""The ASR interface: 16 kHz mono audio plus its language in, text out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from pipeline.audio import Samples
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was said in one segment; empty text means no speech was recognised."""
+
+    text: str
+    language: str
+    dropped_reason: str | None = None
+
+    @property
+    def is_speech(self) -> bool:
+        return bool(self.text.strip())
+
+
+class SpeechRecognizer(ABC):
+    """Transcribes one segment whose language is known (never detected)."""
+
+    @abstractmethod
+    def transcribe(self, samples: Samples, language: str) -> Transcript:
+        """Text of the segment; a Transcript with empty text when there is no speech."""

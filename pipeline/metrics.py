@@ -1,0 +1,34 @@
+"""Prometheus metrics for every stage."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Histogram
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+STAGE_SECONDS = Histogram(
+    "dragoman_stage_seconds", "Processing time per stage call", ["stage", "backend"], buckets=_BUCKETS
+)
+STAGE_FAILURES = Counter("dragoman_stage_failures_total", "Stage calls that failed", ["stage"])
+SPEECH_SECONDS = Counter("dragoman_speech_seconds_total", "Seconds of speech segments processed")
+UTTERANCES = Counter("dragoman_utterances_total", "Utterances by outcome", ["outcome"])
+
+
+@contextmanager
+def timed_stage(stage: str, backend: str) -> Iterator[list[float]]:
+    """Observe the block's duration; the yielded list receives it (seconds) for reports."""
+    elapsed: list[float] = []
+    start = time.perf_counter()
+    try:
+        yield elapsed
+    except Exception:
+        STAGE_FAILURES.labels(stage).inc()
+        raise
+    finally:
+        seconds = time.perf_counter() - start
+        STAGE_SECONDS.labels(stage, backend).observe(seconds)
+        elapsed.append(seconds)

@@ -1,0 +1,82 @@
+"""All of Dragoman's settings in one place (environment variables prefixed DRAGOMAN_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "dragoman"
+
+
+class Settings(BaseSettings):
+    """Settings for every stage. A bad value stops start-up with a clear message."""
+
+    model_config = SettingsConfigDict(env_prefix="DRAGOMAN_", env_nested_delimiter="__")
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    inference_threads: int = Field(2, ge=1, le=64, description="threads for model inference")
+
+    # VAD and segmentation
+    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    vad_min_silence_ms: int = Field(400, ge=32, le=5000, description="pause that ends a segment")
+    vad_speech_pad_ms: int = Field(160, ge=0, le=1000)
+    vad_min_speech_ms: int = Field(250, ge=32, le=5000)
+    segment_max_s: float = Field(12.0, ge=2.0, le=30.0, description="longest segment; cut at the quietest point")
+
+    # ASR
+    asr_model: str = Field("base", description="'base' (offline), 'tiny.en' (offline), a faster-whisper name or folder")
+    asr_device: Literal["cpu", "cuda", "auto"] = "cpu"
+    asr_compute_type: str = "int8"
+    asr_beam_size: int = Field(1, ge=1, le=10)
+    asr_no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    asr_logprob_threshold: float = Field(-1.0, le=0.0)
+    asr_compression_ratio_threshold: float = Field(2.4, gt=1.0)
+    asr_min_speech_ratio: float = Field(0.15, ge=0.0, le=1.0, description="VAD gate: share of speech frames")
+
+    # MT
+    mt_backends: list[str] = Field(default_factory=lambda: ["bergamot", "apertium"])
+    apertium_modes_dir: Path = Path("/usr/share/apertium/modes")
+    bergamot_model_dirs: list[Path] = Field(default_factory=list, description="extra Bergamot model folders")
+    ctranslate2_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="'src-tgt' (or 'multi' for NLLB/M2M100) → CTranslate2 folder",
+    )
+    mt_timeout_s: float = Field(10.0, gt=0.0)
+
+    # TTS
+    tts_voices: dict[str, str] = Field(default_factory=dict, description="language → 'piper:PATH' or 'espeak:VOICE'")
+    tts_sample_rate: int = Field(48000, description="output rate (48 kHz for WebRTC)")
+
+    @field_validator("tts_sample_rate")
+    @classmethod
+    def _webrtc_rate(cls, value: int) -> int:
+        if value not in (8000, 16000, 24000, 48000):
+            raise ValueError("must be one of 8000, 16000, 24000, 48000 (Opus rates)")
+        return value
+
+    @field_validator("mt_backends")
+    @classmethod
+    def _known_mt_backends(cls, value: list[str]) -> list[str]:
+        known = {"bergamot", "apertium", "ctranslate2"}
+        unknown = [name for name in value if name not in known]
+        if unknown:
+            raise ValueError(f"unknown MT backend(s) {unknown}; choose from {sorted(known)}")
+        return value
+
+    @model_validator(mode="after")
+    def _ctranslate2_needs_models(self) -> Settings:
+        if "ctranslate2" in self.mt_backends and not self.ctranslate2_models:
+            raise ValueError("mt_backends includes 'ctranslate2' but ctranslate2_models is empty")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,5 @@
+"""Speech synthesis stage."""
+
+from pipeline.tts.base import SpeechSynthesizer
+
+__all__ = ["SpeechSynthesizer"]

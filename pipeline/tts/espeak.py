@@ -1,0 +1,42 @@
+"""espeak-ng (Debian) formant synthesis: every language, very fast, robotic."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+
+from pipeline.audio import Audio, read_wav_bytes
+from pipeline.errors import ModelUnavailableError, StageError
+from pipeline.tts.base import SpeechSynthesizer
+
+
+class EspeakSynthesizer(SpeechSynthesizer):
+    """Runs `espeak-ng --stdout` with the text on stdin (never on the command line)."""
+
+    name = "espeak-ng"
+    origin = "Debian espeak-ng"
+
+    def __init__(self, voice: str, timeout_s: float = 10.0) -> None:
+        binary = shutil.which("espeak-ng")
+        if binary is None:
+            raise ModelUnavailableError("espeak-ng is not installed (apt-get install espeak-ng)")
+        self._binary = binary
+        self.voice = voice
+        self._timeout_s = timeout_s
+
+    def synthesize(self, text: str, language: str) -> Audio:
+        if not text.strip():
+            return Audio(np.zeros(0, np.float32), 22050)
+        try:
+            result = subprocess.run(
+                [self._binary, "-v", self.voice, "--stdout", "--stdin"],
+                input=text.encode("utf-8"),
+                capture_output=True,
+                timeout=self._timeout_s,
+                check=True,
+            )
+        except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
+            raise StageError("tts", f"espeak-ng voice {self.voice}: {exc}") from exc
+        return read_wav_bytes(result.stdout)

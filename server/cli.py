@@ -1,0 +1,152 @@
+"""The `dragoman` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.errors import DragomanError
+from pipeline.languages import normalize_language, parse_language_list
+from pipeline.settings import Settings
+
+app = typer.Typer(help="Dragoman: self-hosted real-time speech translation.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print their figures (JSON with --json).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error and return the exit to raise (code 2)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _setting_problem(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]) or "settings"
+        problems.append(f"DRAGOMAN_{name.upper()}: {error['msg']}")
+    return "invalid setting " + "; ".join(problems)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Errors a user can act on become one line on stderr and exit code 2, never a traceback."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise fail(_setting_problem(exc)) from None
+    except DragomanError as exc:
+        raise fail(str(exc)) from None
+
+
+def load_settings() -> Settings:
+    with user_errors():
+        return Settings()
+
+
+@app.command()
+def translate(
+    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="any audio or video file PyAV reads")],
+    to: Annotated[str, typer.Option("--to", help="target languages, comma-separated (e.g. pt,es)")],
+    source: Annotated[str, typer.Option("--from", help="the speaker's language")] = "en",
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out"),
+) -> None:
+    """Translate recorded speech: per target language a WAV, WebVTT captions, and report.json."""
+    from pipeline.models import shared_models
+    from pipeline.offline import input_duration_s, translate_file, write_outputs
+
+    settings = load_settings()
+    with user_errors():
+        source_language = normalize_language(source)
+        targets = parse_language_list(to)
+        if source_language in targets:
+            raise DragomanError(f"target {source_language} is the source language; choose other targets")
+        models = shared_models(settings)
+        total = input_duration_s(input_file) if input_file.is_file() else 0.0
+        with _progress(total) as advance:
+            outcome = translate_file(input_file, source_language, targets, models, advance)
+        written = write_outputs(outcome, out_dir, settings.tts_sample_rate)
+    if not outcome.results:
+        err.print("no speech found: no captions written")
+    err.print(
+        f"{len(outcome.results)} segments, {outcome.speech_s:.1f} s of speech, τ={outcome.tau:.2f}; "
+        f"wrote {', '.join(p.name for p in written)} to {out_dir}",
+        highlight=False,
+    )
+
+
+@contextmanager
+def _progress(total_s: float) -> Iterator[Any]:
+    columns = (TextColumn("translating"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=total_s < 30) as progress:
+        task = progress.add_task("translate", total=max(total_s, 1.0))
+        yield lambda seconds: progress.update(task, completed=min(seconds, total_s))
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """What is installed and usable: stages, backends, languages, MT routes, model origins."""
+    from pipeline.inventory import inventory
+
+    settings = load_settings()
+    with user_errors():
+        found = inventory(settings)
+    if as_json:
+        out.print_json(json.dumps(found))
+        return
+    _print_inventory(found)
+
+
+def _print_inventory(found: dict[str, Any]) -> None:
+    table = Table("stage", "backend", "languages", "origin", title="Models")
+    for row in found["stages"]:
+        table.add_row(row["stage"], row["backend"], ", ".join(row["languages"]), row["origin"])
+    out.print(table)
+    routes = Table("pair", "route", "estimated quality", title="MT routes")
+    for route in found["routes"]:
+        routes.add_row(route["pair"], route["route"], f"{route['quality']:.2f}")
+    out.print(routes)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    fixtures: Annotated[Path | None, typer.Option(help="folder with manifest.csv")] = None,
+    per_language: Annotated[int, typer.Option(help="clips per language (0 = all)")] = 0,
+) -> None:
+    """Per-stage medians and τ on the speech fixtures."""
+    from pipeline.bench import bench_pipeline
+    from pipeline.fixtures import default_fixtures_dir, load_manifest
+    from pipeline.models import shared_models
+
+    settings = load_settings()
+    with user_errors():
+        clips = load_manifest(fixtures or default_fixtures_dir())
+        if per_language:
+            clips = [c for c in clips if sum(o.language == c.language for o in clips[: clips.index(c)]) < per_language]
+        with Progress(TextColumn("{task.description}"), BarColumn(), console=err, transient=True) as progress:
+            task = progress.add_task("bench", total=None)
+            figures = bench_pipeline(shared_models(settings), clips, lambda s: progress.update(task, description=s))
+    if as_json:
+        sys.stdout.write(json.dumps(figures) + "\n")
+        return
+    table = Table("figure", "value", title="bench pipeline")
+    for key, value in figures.items():
+        table.add_row(key, json.dumps(value))
+    out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
