@@ -1,0 +1,1 @@
+"""Dragoman's gateway and command line."""

@@ -1,0 +1,51 @@
+# Set-up and everyday commands. `make run` and `make test` do all set-up on a fresh
+# Debian/Ubuntu machine: system packages (apt), then the virtual environment at .venv/.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FIXTURES ?= ../shared/fixtures
+APT_PACKAGES := python3-venv espeak-ng ffmpeg apertium \
+	apertium-eng-spa apertium-eng-cat apertium-es-pt apertium-fr-es \
+	apertium-spa-cat apertium-por-cat apertium-fra-cat
+
+.PHONY: setup system-packages run test lint typecheck bench clean
+
+setup: system-packages $(VENV)/.installed
+
+# Installs only what is missing, so a machine that has everything skips apt entirely.
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Until the gateway lands, "running" Dragoman is translating real speech end to end.
+run: setup
+	$(BIN)/dragoman models
+	$(BIN)/dragoman translate $(FIXTURES)/speech/en/en_jfk_inaugural_1961.wav --to pt,es --out out/demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/dragoman bench pipeline
+
+clean:
+	rm -rf $(VENV) out artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,93 @@
+"""Shared fixtures: the real speech fixtures, real models (loaded once), synthetic non-speech."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.audio import ASR_SAMPLE_RATE, Audio, Samples, write_wav
+from pipeline.fixtures import Clip, default_fixtures_dir, load_manifest
+from pipeline.models import Models
+from pipeline.settings import Settings
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    folder = default_fixtures_dir()
+    if not (folder / "manifest.csv").exists():
+        pytest.fail(f"speech fixtures not found at {folder} (expected ../shared/fixtures)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clips(fixtures_dir: Path) -> list[Clip]:
+    return load_manifest(fixtures_dir)
+
+
+def clip_named(clips: list[Clip], name: str) -> Clip:
+    return next(c for c in clips if c.path.stem == name)
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(cache_dir=tmp_path_factory.mktemp("model-cache"))
+
+
+@pytest.fixture(scope="session")
+def models(settings: Settings) -> Iterator[Models]:
+    """The default offline models, loaded once for the whole session."""
+    loaded = Models(settings)
+    yield loaded
+    loaded.close()
+
+
+def white_noise(seconds: float, level: float = 0.1, seed: int = 0) -> Samples:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * ASR_SAMPLE_RATE)) * level).astype(np.float32)
+
+
+def music(seconds: float) -> Samples:
+    """Chords with a beat: harmonic, rhythmic, not speech."""
+    t = np.arange(int(seconds * ASR_SAMPLE_RATE)) / ASR_SAMPLE_RATE
+    chords = [(261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6), (196.0, 246.9, 293.7)]
+    out = np.zeros_like(t)
+    for i, chord in enumerate(chords * int(seconds)):
+        window = (t >= i * 0.5) & (t < (i + 1) * 0.5)
+        envelope = np.exp(-3 * (t[window] - i * 0.5))
+        out[window] = sum(np.sin(2 * np.pi * f * t[window]) for f in chord) * envelope
+    return (0.2 * out / max(np.abs(out).max(), 1e-9)).astype(np.float32)
+
+
+def silence(seconds: float) -> Samples:
+    return np.zeros(int(seconds * ASR_SAMPLE_RATE), dtype=np.float32)
+
+
+def write_16k(path: Path, samples: Samples) -> Path:
+    write_wav(path, Audio(samples, ASR_SAMPLE_RATE))
+    return path
+
+
+@pytest.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fails an async test that leaves an asyncio task running behind it."""
+    before = asyncio.all_tasks()
+    yield
+    await asyncio.sleep(0)
+    current = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"leaked asyncio tasks: {leaked}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
+            item.fixturenames.insert(0, "no_leaked_tasks")
