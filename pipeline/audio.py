@@ -60,9 +60,9 @@ def stream_file(path: Path, sample_rate: int = ASR_SAMPLE_RATE) -> Iterator[Samp
         stream = container.streams.audio[0]
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
-                yield sanitize(out.to_ndarray().reshape(-1))
+                yield sanitize(out.to_ndarray().reshape(-1).astype(np.float32))
         for out in resampler.resample(None):
-            yield sanitize(out.to_ndarray().reshape(-1))
+            yield sanitize(out.to_ndarray().reshape(-1).astype(np.float32))
     except av.FFmpegError as exc:
         raise AudioInputError(f"cannot decode audio from {path.name}: {exc}") from exc
     finally:

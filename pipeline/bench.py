@@ -64,7 +64,11 @@ def bench_mt(models: Models, clips: list[Clip], step: Step) -> dict[str, Any]:
     """Bergamot en→pt on English transcripts; Apertium es↔pt and fr→es on the others."""
     bergamot = [(c.transcript, "en", "pt") for c in clips if c.language == "en"]
     apertium_pairs = {"es": "pt", "pt": "es", "fr": "es", "ca": "es"}
-    apertium = [(c.transcript, c.language, apertium_pairs[c.language]) for c in clips if c.language in apertium_pairs]
+    apertium = [
+        (c.transcript, c.language, apertium_pairs[c.language])
+        for c in clips
+        if c.language in apertium_pairs
+    ]
     planner = models.translator.planner
     bergamot = [s for s in bergamot if planner.route(s[1], s[2]).hops[0].backend.name == "bergamot"]
     apertium = [s for s in apertium if planner.has_route(s[1], s[2])]
@@ -86,20 +90,28 @@ def bench_tts(models: Models, clips: list[Clip], step: Step) -> dict[str, Any]:
             speech = models.voices.synthesize(clip.transcript, clip.language)
         by_engine[voice.name].append(elapsed[0] / max(speech.duration_s, 1e-3))
     every = [tau for taus in by_engine.values() for tau in taus]
-    medians = {f"tts_tau_median_{name.replace('-', '_')}": _median(t) for name, t in by_engine.items()}
+    medians = {
+        f"tts_tau_median_{name.replace('-', '_')}": _median(t) for name, t in by_engine.items()
+    }
     return {"tts_tau_median": _median(every), **medians}
 
 
 def bench_cascade(models: Models, clips: list[Clip], target: str, step: Step) -> dict[str, Any]:
-    """Decode, VAD, ASR, MT and TTS of English clips to one target, as wall time over speech time."""
-    cascade = Cascade(models.recognizer, models.translator, models.voices, models.settings.asr_min_speech_ratio)
+    """Decode, VAD, ASR, MT and TTS of English clips to one target: wall time / speech time."""
+    cascade = Cascade(
+        models.recognizer, models.translator, models.voices, models.settings.asr_min_speech_ratio
+    )
     wall = speech = 0.0
     for clip in clips:
         step(f"cascade {clip.path.name}")
         with _stopwatch() as elapsed:
             audio = read_file(clip.path)
-            for segment in segment_stream([audio.samples], models.new_vad(), segmenter_config(models.settings)):
-                utterance = Utterance(f"bench-{segment.index}", "bench", segment.index, clip.language, segment)
+            for segment in segment_stream(
+                [audio.samples], models.new_vad(), segmenter_config(models.settings)
+            ):
+                utterance = Utterance(
+                    f"bench-{segment.index}", "bench", segment.index, clip.language, segment
+                )
                 cascade.process(utterance, [target])
                 speech += segment.duration_s
         wall += elapsed[0]

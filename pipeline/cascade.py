@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.audio import Audio
 from pipeline.errors import StageError
-from pipeline.events import CaptionFinal, UtteranceDropped, UtteranceFailed
+from pipeline.events import CaptionFinal, Stage, UtteranceDropped, UtteranceFailed
 from pipeline.metrics import SPEECH_SECONDS, UTTERANCES, timed_stage
 from pipeline.mt.routes import RoutedTranslator
 from pipeline.segmenter import Segment
@@ -78,11 +78,15 @@ class Cascade:
             return self._drop(result, "no_speech")
         try:
             with timed_stage("asr", "whisper") as asr_elapsed:
-                result.transcript = self._recognizer.transcribe(utterance.segment.samples, utterance.language)
-        except Exception as exc:  # noqa: BLE001 - a failure mid-call becomes an event per language
+                result.transcript = self._recognizer.transcribe(
+                    utterance.segment.samples, utterance.language
+                )
+        except Exception as exc:
             result.asr_s = asr_elapsed[0] if asr_elapsed else 0.0
             for target in targets:
-                result.translations[target] = Translation(self._failure(utterance, target, "asr", exc))
+                result.translations[target] = Translation(
+                    self._failure(utterance, target, "asr", exc)
+                )
             UTTERANCES.labels("failed").inc()
             return result
         result.asr_s = asr_elapsed[0]
@@ -119,13 +123,15 @@ class Cascade:
                     translation.speech = self._synthesizer.synthesize(translated, target)
                 translation.tts_s = tts_elapsed[0]
             translation.event = self._caption(utterance, text, target, translated, route.describe())
-        except Exception as exc:  # noqa: BLE001 - a failure mid-call becomes an event
-            stage = "tts" if translation.mt_s else "mt"
+        except Exception as exc:
+            stage: Stage = "tts" if translation.mt_s else "mt"
             translation.event = self._failure(utterance, target, stage, exc)
         return translation
 
     @staticmethod
-    def _caption(utterance: Utterance, source_text: str, target: str, text: str, route: str) -> CaptionFinal:
+    def _caption(
+        utterance: Utterance, source_text: str, target: str, text: str, route: str
+    ) -> CaptionFinal:
         segment = utterance.segment
         return CaptionFinal(
             utterance_id=utterance.utterance_id,
@@ -142,13 +148,13 @@ class Cascade:
         )
 
     @staticmethod
-    def _failure(utterance: Utterance, target: str, stage: str, exc: Exception) -> UtteranceFailed:
+    def _failure(utterance: Utterance, target: str, stage: Stage, exc: Exception) -> UtteranceFailed:
         reason = exc.reason if isinstance(exc, StageError) else str(exc) or type(exc).__name__
         recoverable = exc.recoverable if isinstance(exc, StageError) else True
         return UtteranceFailed(
             utterance_id=utterance.utterance_id,
             target_language=target,
-            stage=stage,  # type: ignore[arg-type]
+            stage=stage,
             reason=reason,
             recoverable=recoverable,
         )

@@ -12,6 +12,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
+Stage = Literal["vad", "asr", "mt", "tts", "lipsync", "bus"]
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -39,7 +42,7 @@ class UtteranceFailed(_Event):
 
     type: Literal["utterance.failed"] = "utterance.failed"
     target_language: str
-    stage: Literal["vad", "asr", "mt", "tts", "lipsync", "bus"]
+    stage: Stage
     reason: str
     recoverable: bool = True
 
@@ -51,6 +54,8 @@ class UtteranceDropped(_Event):
     reason: str
 
 
-PipelineEvent = Annotated[CaptionFinal | UtteranceFailed | UtteranceDropped, Field(discriminator="type")]
+PipelineEvent = Annotated[
+    CaptionFinal | UtteranceFailed | UtteranceDropped, Field(discriminator="type")
+]
 PIPELINE_EVENT = TypeAdapter(PipelineEvent)
 TerminalEvent = CaptionFinal | UtteranceFailed

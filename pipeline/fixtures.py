@@ -21,7 +21,10 @@ class Clip:
 def default_fixtures_dir() -> Path:
     """../shared/fixtures next to the checkout (or the working directory)."""
     here = Path(__file__).resolve().parents[1]
-    for candidate in (here.parent / "shared" / "fixtures", Path.cwd().parent / "shared" / "fixtures"):
+    for candidate in (
+        here.parent / "shared" / "fixtures",
+        Path.cwd().parent / "shared" / "fixtures",
+    ):
         if (candidate / "manifest.csv").exists():
             return candidate
     return here.parent / "shared" / "fixtures"
@@ -35,7 +38,13 @@ def load_manifest(folder: Path, kind: str = "speech/") -> list[Clip]:
     with manifest.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [
-        Clip(folder / row["file"], row["language"], float(row["duration_s"]), row["transcript"], int(row["speakers"]))
+        Clip(
+            folder / row["file"],
+            row["language"],
+            float(row["duration_s"]),
+            row["transcript"],
+            int(row["speakers"]),
+        )
         for row in rows
         if row["file"].startswith(kind)
     ]

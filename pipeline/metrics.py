@@ -11,7 +11,10 @@ from prometheus_client import Counter, Histogram
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 STAGE_SECONDS = Histogram(
-    "dragoman_stage_seconds", "Processing time per stage call", ["stage", "backend"], buckets=_BUCKETS
+    "dragoman_stage_seconds",
+    "Processing time per stage call",
+    ["stage", "backend"],
+    buckets=_BUCKETS,
 )
 STAGE_FAILURES = Counter("dragoman_stage_failures_total", "Stage calls that failed", ["stage"])
 SPEECH_SECONDS = Counter("dragoman_speech_seconds_total", "Seconds of speech segments processed")

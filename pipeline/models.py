@@ -33,7 +33,9 @@ def _apertium(settings: Settings) -> Translator:
 
 def _ctranslate2(settings: Settings) -> Translator:
     device = "cuda" if settings.asr_device == "cuda" else "cpu"
-    return CTranslate2Translator(settings.ctranslate2_models, device=device, threads=settings.inference_threads)
+    return CTranslate2Translator(
+        settings.ctranslate2_models, device=device, threads=settings.inference_threads
+    )
 
 
 MT_BACKENDS: dict[str, Callable[[Settings], Translator]] = {

@@ -100,7 +100,9 @@ class FileTranslation:
         return processing / self.speech_s if self.speech_s else 0.0
 
     def captions(self, language: str) -> list[CaptionFinal]:
-        events = [r.translations[language].event for r in self.results if language in r.translations]
+        events = [
+            r.translations[language].event for r in self.results if language in r.translations
+        ]
         return [e for e in events if isinstance(e, CaptionFinal)]
 
     def report(self) -> dict[str, Any]:
@@ -134,7 +136,9 @@ def translate_file(
     started = time.perf_counter()
     chunks = stream_file(path)
     for segment in segment_stream(chunks, models.new_vad(), segmenter_config(models.settings)):
-        utterance = Utterance(f"{path.stem}-{segment.index}", path.stem, segment.index, source_language, segment)
+        utterance = Utterance(
+            f"{path.stem}-{segment.index}", path.stem, segment.index, source_language, segment
+        )
         result = cascade.process(utterance, targets)
         if result.dropped is None:
             outcome.results.append(result)
@@ -143,7 +147,10 @@ def translate_file(
         if on_progress:
             on_progress(segment.end_s)
     outcome.wall_s = time.perf_counter() - started
-    outcome.duration_s = max(input_duration_s(path), max((r.utterance.segment.end_s for r in outcome.results), default=0.0))
+    outcome.duration_s = max(
+        input_duration_s(path),
+        max((r.utterance.segment.end_s for r in outcome.results), default=0.0),
+    )
     return outcome
 
 

@@ -31,7 +31,7 @@ class OwnerThread:
                 continue
             try:
                 future.set_result(call())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            except BaseException as exc:
                 future.set_exception(exc)
 
     def submit(self, call: Callable[[], T]) -> Future[T]:

@@ -6,8 +6,19 @@ import re
 import unicodedata
 
 _EN_NUMBERS = {
-    "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
-    "7": "seven", "8": "eight", "9": "nine", "10": "ten", "mr": "mister", "mrs": "missus",
+    "0": "zero",
+    "1": "one",
+    "2": "two",
+    "3": "three",
+    "4": "four",
+    "5": "five",
+    "6": "six",
+    "7": "seven",
+    "8": "eight",
+    "9": "nine",
+    "10": "ten",
+    "mr": "mister",
+    "mrs": "missus",
 }
 _WORD = re.compile(r"[\w']+")
 
@@ -25,7 +36,9 @@ def _edit_distance(reference: list[str], hypothesis: list[str]) -> int:
     for i, ref_word in enumerate(reference, start=1):
         current = [i]
         for j, hyp_word in enumerate(hypothesis, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)))
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+            )
         previous = current
     return previous[-1]
 

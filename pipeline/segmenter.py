@@ -62,7 +62,9 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)
         self._frame_index = 0
         self._segment_count = 0
-        self._pad: deque[tuple[Samples, float]] = deque(maxlen=self._config.frames(self._config.speech_pad_ms))
+        self._pad: deque[tuple[Samples, float]] = deque(
+            maxlen=self._config.frames(self._config.speech_pad_ms)
+        )
         self._open: _OpenSegment | None = None
 
     def push(self, chunk: Samples) -> list[Segment]:
@@ -114,14 +116,18 @@ class Segmenter:
         quiet = prob < self._config.threshold - 0.15
         open_.silence_run = open_.silence_run + 1 if quiet else 0
         if open_.silence_run >= self._config.frames(self._config.min_silence_ms):
-            keep = len(open_.frames) - open_.silence_run + self._config.frames(self._config.speech_pad_ms)
+            keep = (
+                len(open_.frames)
+                - open_.silence_run
+                + self._config.frames(self._config.speech_pad_ms)
+            )
             return self._close(min(keep, len(open_.frames)), cut=False)
         if len(open_.frames) * FRAME_S >= self._config.max_segment_s:
             return self._close(self._quietest_frame(open_), cut=True)
         return []
 
     def _quietest_frame(self, open_: _OpenSegment) -> int:
-        """Index to cut at: the least speech-like, lowest-energy frame in the segment's second half."""
+        """Where to cut: the least speech-like, quietest frame in the segment's second half."""
         start = len(open_.frames) // 2
         scores = [
             open_.probs[i] + float(np.sqrt(np.mean(open_.frames[i] ** 2)))
@@ -143,7 +149,9 @@ class Segmenter:
                 self._pad.append((frame, prob))
         return self._emit(open_.first_frame, frames, probs, cut)
 
-    def _emit(self, first: int, frames: list[Samples], probs: list[float], cut: bool) -> list[Segment]:
+    def _emit(
+        self, first: int, frames: list[Samples], probs: list[float], cut: bool
+    ) -> list[Segment]:
         speech_frames = sum(p >= self._config.threshold for p in probs)
         if speech_frames < self._config.frames(self._config.min_speech_ms):
             return []

@@ -27,22 +27,30 @@ class Settings(BaseSettings):
     vad_min_silence_ms: int = Field(400, ge=32, le=5000, description="pause that ends a segment")
     vad_speech_pad_ms: int = Field(160, ge=0, le=1000)
     vad_min_speech_ms: int = Field(250, ge=32, le=5000)
-    segment_max_s: float = Field(12.0, ge=2.0, le=30.0, description="longest segment; cut at the quietest point")
+    segment_max_s: float = Field(
+        12.0, ge=2.0, le=30.0, description="longest segment; cut at the quietest point"
+    )
 
     # ASR
-    asr_model: str = Field("base", description="'base' (offline), 'tiny.en' (offline), a faster-whisper name or folder")
+    asr_model: str = Field(
+        "base", description="'base' (offline), 'tiny.en' (offline), a faster-whisper name or folder"
+    )
     asr_device: Literal["cpu", "cuda", "auto"] = "cpu"
     asr_compute_type: str = "int8"
     asr_beam_size: int = Field(1, ge=1, le=10)
     asr_no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
     asr_logprob_threshold: float = Field(-1.0, le=0.0)
     asr_compression_ratio_threshold: float = Field(2.4, gt=1.0)
-    asr_min_speech_ratio: float = Field(0.15, ge=0.0, le=1.0, description="VAD gate: share of speech frames")
+    asr_min_speech_ratio: float = Field(
+        0.15, ge=0.0, le=1.0, description="VAD gate: share of speech frames"
+    )
 
     # MT
     mt_backends: list[str] = Field(default_factory=lambda: ["bergamot", "apertium"])
     apertium_modes_dir: Path = Path("/usr/share/apertium/modes")
-    bergamot_model_dirs: list[Path] = Field(default_factory=list, description="extra Bergamot model folders")
+    bergamot_model_dirs: list[Path] = Field(
+        default_factory=list, description="extra Bergamot model folders"
+    )
     ctranslate2_models: dict[str, str] = Field(
         default_factory=dict,
         description="'src-tgt' (or 'multi' for NLLB/M2M100) → CTranslate2 folder",
@@ -50,7 +58,9 @@ class Settings(BaseSettings):
     mt_timeout_s: float = Field(10.0, gt=0.0)
 
     # TTS
-    tts_voices: dict[str, str] = Field(default_factory=dict, description="language → 'piper:PATH' or 'espeak:VOICE'")
+    tts_voices: dict[str, str] = Field(
+        default_factory=dict, description="language → 'piper:PATH' or 'espeak:VOICE'"
+    )
     tts_sample_rate: int = Field(48000, description="output rate (48 kHz for WebRTC)")
 
     @field_validator("tts_sample_rate")

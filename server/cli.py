@@ -20,7 +20,9 @@ from pipeline.languages import normalize_language, parse_language_list
 from pipeline.settings import Settings
 
 app = typer.Typer(help="Dragoman: self-hosted real-time speech translation.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that print their figures (JSON with --json).", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that print their figures (JSON with --json).", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 err = Console(stderr=True)
 out = Console()
@@ -58,7 +60,9 @@ def load_settings() -> Settings:
 
 @app.command()
 def translate(
-    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="any audio or video file PyAV reads")],
+    input_file: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="any audio or video file PyAV reads")
+    ],
     to: Annotated[str, typer.Option("--to", help="target languages, comma-separated (e.g. pt,es)")],
     source: Annotated[str, typer.Option("--from", help="the speaker's language")] = "en",
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out"),
@@ -72,7 +76,9 @@ def translate(
         source_language = normalize_language(source)
         targets = parse_language_list(to)
         if source_language in targets:
-            raise DragomanError(f"target {source_language} is the source language; choose other targets")
+            raise DragomanError(
+                f"target {source_language} is the source language; choose other targets"
+            )
         models = shared_models(settings)
         total = input_duration_s(input_file) if input_file.is_file() else 0.0
         with _progress(total) as advance:
@@ -81,7 +87,8 @@ def translate(
     if not outcome.results:
         err.print("no speech found: no captions written")
     err.print(
-        f"{len(outcome.results)} segments, {outcome.speech_s:.1f} s of speech, τ={outcome.tau:.2f}; "
+        f"{len(outcome.results)} segments, {outcome.speech_s:.1f} s of speech, "
+        f"τ={outcome.tau:.2f}; "
         f"wrote {', '.join(p.name for p in written)} to {out_dir}",
         highlight=False,
     )
@@ -89,7 +96,12 @@ def translate(
 
 @contextmanager
 def _progress(total_s: float) -> Iterator[Any]:
-    columns = (TextColumn("translating"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn())
+    columns = (
+        TextColumn("translating"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err, transient=True, disable=total_s < 30) as progress:
         task = progress.add_task("translate", total=max(total_s, 1.0))
         yield lambda seconds: progress.update(task, completed=min(seconds, total_s))
@@ -135,10 +147,18 @@ def bench_pipeline_command(
     with user_errors():
         clips = load_manifest(fixtures or default_fixtures_dir())
         if per_language:
-            clips = [c for c in clips if sum(o.language == c.language for o in clips[: clips.index(c)]) < per_language]
-        with Progress(TextColumn("{task.description}"), BarColumn(), console=err, transient=True) as progress:
+            clips = [
+                c
+                for c in clips
+                if sum(o.language == c.language for o in clips[: clips.index(c)]) < per_language
+            ]
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), console=err, transient=True
+        ) as progress:
             task = progress.add_task("bench", total=None)
-            figures = bench_pipeline(shared_models(settings), clips, lambda s: progress.update(task, description=s))
+            figures = bench_pipeline(
+                shared_models(settings), clips, lambda s: progress.update(task, description=s)
+            )
     if as_json:
         sys.stdout.write(json.dumps(figures) + "\n")
         return

@@ -56,7 +56,12 @@ def white_noise(seconds: float, level: float = 0.1, seed: int = 0) -> Samples:
 def music(seconds: float) -> Samples:
     """Chords with a beat: harmonic, rhythmic, not speech."""
     t = np.arange(int(seconds * ASR_SAMPLE_RATE)) / ASR_SAMPLE_RATE
-    chords = [(261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6), (196.0, 246.9, 293.7)]
+    chords = [
+        (261.6, 329.6, 392.0),
+        (220.0, 261.6, 329.6),
+        (174.6, 220.0, 261.6),
+        (196.0, 246.9, 293.7),
+    ]
     out = np.zeros_like(t)
     for i, chord in enumerate(chords * int(seconds)):
         window = (t >= i * 0.5) & (t < (i + 1) * 0.5)

@@ -34,7 +34,9 @@ def test_english_wer_is_at_most_15_percent(models: Models, clips: list[Clip]) ->
 
 
 @pytest.mark.parametrize("language", ["es", "pt", "fr", "de"])
-def test_other_languages_wer_is_at_most_35_percent(models: Models, clips: list[Clip], language: str) -> None:
+def test_other_languages_wer_is_at_most_35_percent(
+    models: Models, clips: list[Clip], language: str
+) -> None:
     chosen = [c for c in clips if c.language == language]
     assert chosen
     assert corpus_wer(models, chosen) <= 0.35
@@ -45,7 +47,9 @@ def test_other_languages_wer_is_at_most_35_percent(models: Models, clips: list[C
     [silence(4.0), white_noise(4.0, 0.05), white_noise(4.0, 0.5, seed=3), music(4.0)],
     ids=["silence", "quiet-noise", "loud-noise", "music"],
 )
-def test_non_speech_gives_no_text_even_without_the_vad_gate(models: Models, samples: object) -> None:
+def test_non_speech_gives_no_text_even_without_the_vad_gate(
+    models: Models, samples: object
+) -> None:
     transcript = models.recognizer.transcribe(samples, "en")  # type: ignore[arg-type]
     assert transcript.text == ""
     assert transcript.dropped_reason is not None
@@ -74,7 +78,10 @@ def test_guard_rejects_hallucination_signs(segment: _Decoded, reason: str) -> No
 
 @pytest.mark.parametrize(
     "segment",
-    [_Decoded("Thank you.", no_speech_prob=0.02), _Decoded("ask what you can do", no_speech_prob=0.7, avg_logprob=-0.3)],
+    [
+        _Decoded("Thank you.", no_speech_prob=0.02),
+        _Decoded("ask what you can do", no_speech_prob=0.7, avg_logprob=-0.3),
+    ],
 )
 def test_guard_keeps_confident_speech(segment: _Decoded) -> None:
     assert HallucinationGuard().rejects(segment) is None
@@ -104,16 +111,20 @@ def test_model_folder_and_hub_names(tmp_path: Path) -> None:
     shutil.copytree(tiny.location, copied)
     assert resolve_whisper(str(copied), tmp_path).location == str(copied)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelUnavailableError, match="model.bin"):
+    with pytest.raises(ModelUnavailableError, match=r"model\.bin"):
         resolve_whisper(str(tmp_path / "empty"), tmp_path)
     assert resolve_whisper("large-v3-turbo", tmp_path).origin.startswith("Hugging Face")
 
 
-def test_tiny_en_transcribes_english_and_refuses_other_languages(clips: list[Clip], tmp_path: Path) -> None:
+def test_tiny_en_transcribes_english_and_refuses_other_languages(
+    clips: list[Clip], tmp_path: Path
+) -> None:
     recognizer = WhisperRecognizer(resolve_whisper("tiny.en", tmp_path))
     clip = clip_named(clips, "en_commonvoice_platforms")
     audio = read_file(clip.path)
-    edits, words = word_errors(clip.transcript, recognizer.transcribe(audio.samples, "en").text, "en")
+    edits, words = word_errors(
+        clip.transcript, recognizer.transcribe(audio.samples, "en").text, "en"
+    )
     assert edits / words <= 0.3
     with pytest.raises(UnsupportedLanguageError):
         recognizer.transcribe(audio.samples, "pt")

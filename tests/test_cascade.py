@@ -49,7 +49,9 @@ def utterance_of(clip: Clip, ratio: float = 0.9) -> Utterance:
 def test_asr_runs_once_for_many_targets(models: Models, clips: list[Clip]) -> None:
     recognizer = CountingRecognizer(models.recognizer)
     cascade = Cascade(recognizer, models.translator, models.voices)
-    result = cascade.process(utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["pt", "es", "fr", "pt"])
+    result = cascade.process(
+        utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["pt", "es", "fr", "pt"]
+    )
     assert recognizer.calls == 1
     assert sorted(result.translations) == ["es", "fr", "pt"]
     for language, translation in result.translations.items():
@@ -66,7 +68,9 @@ def test_a_failing_language_fails_alone(models: Models, clips: list[Clip]) -> No
     broken = BrokenTranslator({("en", "de"): 0.9})
     translator = RoutedTranslator(RoutePlanner([*models.translator.planner.backends, broken]))
     cascade = Cascade(models.recognizer, translator, models.voices)
-    result = cascade.process(utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["de", "pt"])
+    result = cascade.process(
+        utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["de", "pt"]
+    )
     failed = result.translations["de"].event
     assert isinstance(failed, UtteranceFailed)
     assert (failed.stage, failed.reason, failed.target_language) == ("mt", "backend crashed", "de")
@@ -85,7 +89,9 @@ def test_no_speech_is_dropped_before_asr(models: Models) -> None:
 
 def test_noise_that_passes_the_gate_is_dropped_by_asr(models: Models) -> None:
     cascade = Cascade(models.recognizer, models.translator, models.voices)
-    result = cascade.process(Utterance("u-3", "bob", 0, "en", Segment(0, 0.0, white_noise(2.0), 1.0)), ["pt"])
+    result = cascade.process(
+        Utterance("u-3", "bob", 0, "en", Segment(0, 0.0, white_noise(2.0), 1.0)), ["pt"]
+    )
     assert result.dropped is not None and not result.translations
 
 
@@ -97,7 +103,9 @@ def test_same_language_listeners_get_the_original_text(models: Models, clips: li
     assert result.translations["pt"].speech is None
 
 
-async def test_process_async_keeps_inference_off_the_event_loop(models: Models, clips: list[Clip]) -> None:
+async def test_process_async_keeps_inference_off_the_event_loop(
+    models: Models, clips: list[Clip]
+) -> None:
     recognizer = CountingRecognizer(models.recognizer)
     cascade = Cascade(recognizer, models.translator, models.voices)
     ticks = 0
@@ -110,7 +118,9 @@ async def test_process_async_keeps_inference_off_the_event_loop(models: Models, 
 
     beat = asyncio.create_task(heartbeat())
     try:
-        result = await cascade.process_async(utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["pt"])
+        result = await cascade.process_async(
+            utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["pt"]
+        )
     finally:
         beat.cancel()
         await asyncio.gather(beat, return_exceptions=True)
@@ -123,7 +133,13 @@ async def test_process_async_keeps_inference_off_the_event_loop(models: Models, 
     "payload",
     [
         {"type": "utterance.dropped", "utterance_id": "u", "reason": "no_speech"},
-        {"type": "utterance.failed", "utterance_id": "u", "target_language": "pt", "stage": "mt", "reason": "x"},
+        {
+            "type": "utterance.failed",
+            "utterance_id": "u",
+            "target_language": "pt",
+            "stage": "mt",
+            "reason": "x",
+        },
     ],
 )
 def test_events_parse_by_type(payload: dict[str, object]) -> None:

@@ -23,7 +23,9 @@ DRAGOMAN = str(Path(sys.executable).with_name("dragoman"))
 
 def run(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "DRAGOMAN_CACHE_DIR": str(settings.cache_dir), **env}
-    return subprocess.run([DRAGOMAN, *args], capture_output=True, text=True, env=environment, timeout=300)
+    return subprocess.run(
+        [DRAGOMAN, *args], capture_output=True, text=True, env=environment, timeout=300
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], pattern: str) -> None:
@@ -34,9 +36,21 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], pattern: str
     assert re.search(pattern, lines[0]), lines[0]
 
 
-def test_translate_writes_speech_captions_and_report(settings: Settings, clips: list[Clip], tmp_path: Path) -> None:
+def test_translate_writes_speech_captions_and_report(
+    settings: Settings, clips: list[Clip], tmp_path: Path
+) -> None:
     clip = clip_named(clips, "en_jfk_inaugural_1961")
-    result = run(settings, "translate", str(clip.path), "--to", "pt,ES", "--from", "en-US", "--out", str(tmp_path))
+    result = run(
+        settings,
+        "translate",
+        str(clip.path),
+        "--to",
+        "pt,ES",
+        "--from",
+        "en-US",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["targets"] == ["pt", "es"] and report["source_lang"] == "en"
@@ -44,7 +58,9 @@ def test_translate_writes_speech_captions_and_report(settings: Settings, clips: 
     segments = report["segments"]
     assert len(segments) >= 2
     for segment in segments:
-        assert {"start", "end", "source_lang", "source_text", "translations", "timings"} <= set(segment)
+        assert {"start", "end", "source_lang", "source_text", "translations", "timings"} <= set(
+            segment
+        )
         assert 0 <= segment["start"] < segment["end"] <= clip.duration_s + 0.1
         assert segment["translations"]["pt"] and segment["translations"]["es"]
         assert segment["timings"]["asr"] > 0 and segment["timings"]["mt"]["pt"] > 0
@@ -63,10 +79,16 @@ def test_translate_writes_speech_captions_and_report(settings: Settings, clips: 
 
 @pytest.mark.parametrize(
     "make_input",
-    [lambda p: write_16k(p, silence(8)), lambda p: write_16k(p, white_noise(8, 0.2)), lambda p: write_16k(p, music(8))],
+    [
+        lambda p: write_16k(p, silence(8)),
+        lambda p: write_16k(p, white_noise(8, 0.2)),
+        lambda p: write_16k(p, music(8)),
+    ],
     ids=["silence", "noise", "music"],
 )
-def test_non_speech_gives_no_captions(settings: Settings, tmp_path: Path, make_input: object) -> None:
+def test_non_speech_gives_no_captions(
+    settings: Settings, tmp_path: Path, make_input: object
+) -> None:
     source = make_input(tmp_path / "input.wav")  # type: ignore[operator]
     result = run(settings, "translate", str(source), "--to", "pt", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
@@ -76,7 +98,9 @@ def test_non_speech_gives_no_captions(settings: Settings, tmp_path: Path, make_i
     assert (tmp_path / "out" / "input.pt.vtt").read_text().strip() == "WEBVTT"
 
 
-def test_ten_minute_input_is_translated_where_the_speech_is(settings: Settings, clips: list[Clip], tmp_path: Path) -> None:
+def test_ten_minute_input_is_translated_where_the_speech_is(
+    settings: Settings, clips: list[Clip], tmp_path: Path
+) -> None:
     speech = read_file(clip_named(clips, "en_commonvoice_platforms").path).samples
     path = tmp_path / "long.wav"
     with wave.open(str(path), "wb") as out:
@@ -122,15 +146,34 @@ def _truncated(path: Path, fixture: Path) -> Path:
         (["translate", "{tmp}", "--to", "pt"], "not a file"),
         (["translate", "{speech}", "--to", "xx"], "unknown language code 'xx'.*supported: .*en"),
         (["translate", "{speech}", "--to", "pt", "--from", "klingon"], "unknown language code"),
-        (["translate", "{speech}", "--to", "en", "--from", "de"], "no translation route de→en; available: .*en→pt"),
+        (
+            ["translate", "{speech}", "--to", "en", "--from", "de"],
+            "no translation route de→en; available: .*en→pt",
+        ),
         (["translate", "{speech}", "--to", "en"], "is the source language"),
         (["translate", "{speech}", "--to", ","], "no target language"),
     ],
-    ids=["missing", "empty", "garbage", "truncated", "image", "directory", "bad-target", "bad-source",
-         "unsupported-pair", "same-language", "no-target"],
+    ids=[
+        "missing",
+        "empty",
+        "garbage",
+        "truncated",
+        "image",
+        "directory",
+        "bad-target",
+        "bad-source",
+        "unsupported-pair",
+        "same-language",
+        "no-target",
+    ],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    settings: Settings, clips: list[Clip], fixtures_dir: Path, tmp_path: Path, args: list[str], pattern: str
+    settings: Settings,
+    clips: list[Clip],
+    fixtures_dir: Path,
+    tmp_path: Path,
+    args: list[str],
+    pattern: str,
 ) -> None:
     speech = clip_named(clips, "en_commonvoice_platforms").path
     paths = {
@@ -145,7 +188,9 @@ def test_bad_input_is_one_line_and_exit_2(
     assert_one_line_error(result, pattern)
 
 
-def test_bad_setting_stops_with_one_line(settings: Settings, clips: list[Clip], tmp_path: Path) -> None:
+def test_bad_setting_stops_with_one_line(
+    settings: Settings, clips: list[Clip], tmp_path: Path
+) -> None:
     speech = str(clip_named(clips, "en_commonvoice_platforms").path)
     result = run(settings, "translate", speech, "--to", "pt", DRAGOMAN_SEGMENT_MAX_S="0.5")
     assert_one_line_error(result, "DRAGOMAN_SEGMENT_MAX_S")
@@ -158,8 +203,15 @@ def test_models_lists_stages_backends_and_routes(settings: Settings) -> None:
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     backends = {(row["stage"], row["backend"].split(" (")[0]) for row in found["stages"]}
-    assert {("vad", "silero"), ("asr", "faster-whisper base"), ("asr", "faster-whisper tiny.en"),
-            ("mt", "bergamot"), ("mt", "apertium"), ("tts", "piper"), ("tts", "espeak-ng")} <= backends
+    assert {
+        ("vad", "silero"),
+        ("asr", "faster-whisper base"),
+        ("asr", "faster-whisper tiny.en"),
+        ("mt", "bergamot"),
+        ("mt", "apertium"),
+        ("tts", "piper"),
+        ("tts", "espeak-ng"),
+    } <= backends
     routes = {route["pair"]: route["route"] for route in found["routes"]}
     assert routes["en→pt"] == "en→pt (bergamot)"
     assert routes["en→es"] == "en→pt (bergamot), pt→es (apertium)"

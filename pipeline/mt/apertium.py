@@ -43,7 +43,7 @@ def discover_modes(modes_dir: Path) -> dict[Pair, str]:
             continue
         try:
             pair = (normalize_language(codes[0]), normalize_language(codes[1]))
-        except Exception:  # noqa: BLE001 - codes we do not know (e.g. 'eco') are skipped
+        except Exception:
             continue
         found.setdefault(pair, mode_file.stem)
     return found
@@ -76,7 +76,10 @@ class ApertiumPipe:
             raise ModelUnavailableError("apertium is not installed (apt-get install apertium)")
         mode_file = self._modes_dir / f"{self.mode}.mode"
         return subprocess.run(
-            ["apertium-wblank-mode", "-z", str(mode_file)], capture_output=True, text=True, check=True
+            ["apertium-wblank-mode", "-z", str(mode_file)],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
 
     def _start(self) -> subprocess.Popen[bytes]:

@@ -67,7 +67,10 @@ class _OwnedEngine:
         m = self.model
         shortlist = m.shortlist.read_bytes() if m.shortlist else None
         return fxtranslate.Translator(
-            m.model.read_bytes(), m.source_vocab.read_bytes(), m.target_vocab.read_bytes(), shortlist
+            m.model.read_bytes(),
+            m.source_vocab.read_bytes(),
+            m.target_vocab.read_bytes(),
+            shortlist,
         )
 
     def _translate_on_owner(self, text: str) -> str:
@@ -95,7 +98,9 @@ class BergamotTranslator(Translator):
 
     def __init__(self, model_dirs: list[Path], timeout_s: float = 10.0) -> None:
         engines = [_OwnedEngine(read_model_dir(folder)) for folder in model_dirs]
-        self._engines: dict[Pair, _OwnedEngine] = {(e.model.source, e.model.target): e for e in engines}
+        self._engines: dict[Pair, _OwnedEngine] = {
+            (e.model.source, e.model.target): e for e in engines
+        }
         self._timeout_s = timeout_s
         super().__init__({pair: BERGAMOT_TINY_QUALITY for pair in self._engines})
 

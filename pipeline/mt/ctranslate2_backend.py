@@ -27,8 +27,16 @@ MULTI_KEY = "multi"
 
 # Our ISO 639-1 codes as NLLB-200 (FLORES-200) and M2M100 language tokens.
 NLLB_TOKENS: dict[str, str] = {
-    "en": "eng_Latn", "es": "spa_Latn", "pt": "por_Latn", "fr": "fra_Latn", "de": "deu_Latn",
-    "ca": "cat_Latn", "it": "ita_Latn", "gl": "glg_Latn", "nl": "nld_Latn", "ro": "ron_Latn",
+    "en": "eng_Latn",
+    "es": "spa_Latn",
+    "pt": "por_Latn",
+    "fr": "fra_Latn",
+    "de": "deu_Latn",
+    "ca": "cat_Latn",
+    "it": "ita_Latn",
+    "gl": "glg_Latn",
+    "nl": "nld_Latn",
+    "ro": "ron_Latn",
 }
 M2M100_TOKENS: dict[str, str] = {code: f"__{code}__" for code in LANGUAGE_NAMES}
 

@@ -56,7 +56,9 @@ class RoutePlanner:
         for backend in backends:
             for source, target in backend.pairs:
                 known = edges.get((source, target))
-                if known is None or backend.quality(source, target) > known.backend.quality(source, target):
+                if known is None or backend.quality(source, target) > known.backend.quality(
+                    source, target
+                ):
                     edges[(source, target)] = Hop(source, target, backend)
         return edges
 
@@ -75,7 +77,9 @@ class RoutePlanner:
             found = self._cache[(source, target)]
         if found is None:
             pairs = ", ".join(f"{s}→{t}" for s, t in self.available_pairs())
-            raise UnsupportedPairError(f"no translation route {source}→{target}; available: {pairs}")
+            raise UnsupportedPairError(
+                f"no translation route {source}→{target}; available: {pairs}"
+            )
         return found
 
     def has_route(self, source: str, target: str) -> bool:
@@ -88,7 +92,9 @@ class RoutePlanner:
     def available_pairs(self) -> list[Pair]:
         languages = self.languages()
         return [
-            (s, t) for s in languages for t in languages
+            (s, t)
+            for s in languages
+            for t in languages
             if s != t and self._search(s, t) is not None
         ]
 
@@ -119,7 +125,9 @@ class RoutedTranslator(Translator):
         languages = planner.languages()
         pairs = {
             (s, t): planner.route(s, t).score
-            for s in languages for t in languages if s != t and planner.has_route(s, t)
+            for s in languages
+            for t in languages
+            if s != t and planner.has_route(s, t)
         }
         super().__init__(pairs)
 

@@ -41,7 +41,9 @@ def build_voice(spec: str) -> SpeechSynthesizer:
     engine, _, argument = spec.partition(":")
     factory = VOICE_ENGINES.get(engine)
     if factory is None or not argument:
-        raise ModelUnavailableError(f"bad voice {spec!r}; use one of {sorted(VOICE_ENGINES)} as 'engine:voice'")
+        raise ModelUnavailableError(
+            f"bad voice {spec!r}; use one of {sorted(VOICE_ENGINES)} as 'engine:voice'"
+        )
     return factory(argument)
 
 
@@ -61,11 +63,15 @@ class VoiceTable(SpeechSynthesizer):
 
     def voice(self, language: str) -> SpeechSynthesizer:
         if language not in self.specs:
-            raise UnsupportedLanguageError(f"no voice for {language!r}; voices: {', '.join(self.languages)}")
+            raise UnsupportedLanguageError(
+                f"no voice for {language!r}; voices: {', '.join(self.languages)}"
+            )
         if language not in self._built:
             self._built[language] = build_voice(self.specs[language])
         return self._built[language]
 
     def synthesize(self, text: str, language: str) -> Audio:
         speech = self.voice(language).synthesize(text, language)
-        return Audio(resample(speech.samples, speech.sample_rate, self.sample_rate), self.sample_rate)
+        return Audio(
+            resample(speech.samples, speech.sample_rate, self.sample_rate), self.sample_rate
+        )
