@@ -148,7 +148,9 @@ class Cascade:
         )
 
     @staticmethod
-    def _failure(utterance: Utterance, target: str, stage: Stage, exc: Exception) -> UtteranceFailed:
+    def _failure(
+        utterance: Utterance, target: str, stage: Stage, exc: Exception
+    ) -> UtteranceFailed:
         reason = exc.reason if isinstance(exc, StageError) else str(exc) or type(exc).__name__
         recoverable = exc.recoverable if isinstance(exc, StageError) else True
         return UtteranceFailed(

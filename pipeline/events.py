@@ -11,7 +11,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-
 Stage = Literal["vad", "asr", "mt", "tts", "lipsync", "bus"]
 
 
