@@ -18,6 +18,17 @@ class Clip:
     speakers: int
 
 
+def first_per_language(clips: list[Clip], count: int) -> list[Clip]:
+    """The first `count` clips of each language, in manifest order."""
+    taken: dict[str, int] = {}
+    chosen = []
+    for clip in clips:
+        if taken.get(clip.language, 0) < count:
+            taken[clip.language] = taken.get(clip.language, 0) + 1
+            chosen.append(clip)
+    return chosen
+
+
 def default_fixtures_dir() -> Path:
     """../shared/fixtures next to the checkout (or the working directory)."""
     here = Path(__file__).resolve().parents[1]

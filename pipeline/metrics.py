@@ -18,6 +18,7 @@ STAGE_SECONDS = Histogram(
 )
 STAGE_FAILURES = Counter("dragoman_stage_failures_total", "Stage calls that failed", ["stage"])
 SPEECH_SECONDS = Counter("dragoman_speech_seconds_total", "Seconds of speech segments processed")
+SEGMENTS = Counter("dragoman_segments_total", "Speech segments cut by the VAD segmenter", ["cut"])
 UTTERANCES = Counter("dragoman_utterances_total", "Utterances by outcome", ["outcome"])
 
 

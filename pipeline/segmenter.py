@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.audio import ASR_SAMPLE_RATE, Samples
+from pipeline.metrics import SEGMENTS
 from pipeline.vad import FRAME_SAMPLES, VoiceActivityDetector
 
 FRAME_S = FRAME_SAMPLES / ASR_SAMPLE_RATE
@@ -163,6 +164,7 @@ class Segmenter:
             cut_at_max_length=cut,
         )
         self._segment_count += 1
+        SEGMENTS.labels("max_length" if cut else "pause").inc()
         return [segment]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -84,9 +83,3 @@ class Settings(BaseSettings):
         if "ctranslate2" in self.mt_backends and not self.ctranslate2_models:
             raise ValueError("mt_backends includes 'ctranslate2' but ctranslate2_models is empty")
         return self
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()

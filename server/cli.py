@@ -140,18 +140,14 @@ def bench_pipeline_command(
 ) -> None:
     """Per-stage medians and τ on the speech fixtures."""
     from pipeline.bench import bench_pipeline
-    from pipeline.fixtures import default_fixtures_dir, load_manifest
+    from pipeline.fixtures import default_fixtures_dir, first_per_language, load_manifest
     from pipeline.models import shared_models
 
     settings = load_settings()
     with user_errors():
         clips = load_manifest(fixtures or default_fixtures_dir())
         if per_language:
-            clips = [
-                c
-                for c in clips
-                if sum(o.language == c.language for o in clips[: clips.index(c)]) < per_language
-            ]
+            clips = first_per_language(clips, per_language)
         with Progress(
             TextColumn("{task.description}"), BarColumn(), console=err, transient=True
         ) as progress:

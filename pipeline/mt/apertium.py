@@ -11,7 +11,12 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.errors import ModelUnavailableError, StageError, UnsupportedPairError
+from pipeline.errors import (
+    ModelUnavailableError,
+    StageError,
+    UnsupportedLanguageError,
+    UnsupportedPairError,
+)
 from pipeline.languages import normalize_language
 from pipeline.mt.base import Pair, Translator
 
@@ -43,7 +48,7 @@ def discover_modes(modes_dir: Path) -> dict[Pair, str]:
             continue
         try:
             pair = (normalize_language(codes[0]), normalize_language(codes[1]))
-        except Exception:
+        except UnsupportedLanguageError:  # codes we do not serve (e.g. 'eco') are skipped
             continue
         found.setdefault(pair, mode_file.stem)
     return found
