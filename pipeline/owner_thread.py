@@ -34,6 +34,10 @@ class OwnerThread:
             except BaseException as exc:
                 future.set_exception(exc)
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def submit(self, call: Callable[[], T]) -> Future[T]:
         if not self._thread.is_alive():
             raise RuntimeError(f"{self._thread.name} is stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -32,9 +33,12 @@ _QUALITY: dict[frozenset[str], float] = {
 }
 _DEFAULT_QUALITY = 0.49  # measured for eng-spa (DESIGN.md)
 _STREAM_SPECIAL = re.compile(r"([\\\[\]^$/@<>{}*#])")
-_ESCAPED = re.compile(r"\\(.)")
-_SUPERBLANK = re.compile(r"(?<!\\)\[(?:\\.|[^\]\\])*\]")
+# One left-to-right pass: an escaped character, or a superblank (all input brackets were escaped).
+_ESCAPE_OR_SUPERBLANK = re.compile(r"\\(.)|\[(?:\\.|[^\]\\])*\]")
 _END_OF_REQUEST = b" [][\n]\0"
+# lrx-proc mishandles an escaped caret before the final blank and never flushes; a look-alike
+# modifier letter travels instead and is swapped back on the way out.
+_CARET, _CARET_STAND_IN = "^", "\u02c6"
 
 
 def discover_modes(modes_dir: Path) -> dict[Pair, str]:
@@ -56,14 +60,14 @@ def discover_modes(modes_dir: Path) -> dict[Pair, str]:
 
 def escape_stream(text: str) -> str:
     """Text → Apertium stream format: escape reserved characters, one line, no NUL."""
-    flat = " ".join(text.replace("\0", " ").split())
+    flat = " ".join(text.replace("\0", " ").split()).replace(_CARET, _CARET_STAND_IN)
     return _STREAM_SPECIAL.sub(r"\\\1", flat)
 
 
 def unescape_stream(text: str) -> str:
     """Apertium stream → text: drop superblanks (all input brackets were escaped), unescape."""
-    plain = _SUPERBLANK.sub(" ", text)
-    return " ".join(_ESCAPED.sub(r"\1", plain).split())
+    plain = _ESCAPE_OR_SUPERBLANK.sub(lambda m: m.group(1) if m.group(1) is not None else " ", text)
+    return " ".join(plain.split()).replace(_CARET_STAND_IN, _CARET)
 
 
 class ApertiumPipe:
@@ -101,37 +105,63 @@ class ApertiumPipe:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def translate(self, text: str, timeout_s: float) -> str:
-        with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._process = self._start()
-            try:
-                return self._round_trip(self._process, escape_stream(text), timeout_s)
-            except (OSError, TimeoutError) as exc:
-                self._kill()
-                raise StageError("mt", f"apertium {self.mode}: {exc}") from exc
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = self._start()
+            assert self._process.stdin is not None
+            os.set_blocking(self._process.stdin.fileno(), False)
+        return self._process
 
-    def _round_trip(self, process: subprocess.Popen[bytes], text: str, timeout_s: float) -> str:
+    def translate(self, text: str, timeout_s: float) -> str:
+        request = escape_stream(text).encode("utf-8") + _END_OF_REQUEST
+        with self._lock:
+            attempts = 2 if self._process is not None and self._process.poll() is None else 1
+            for attempt in range(1, attempts + 1):
+                try:
+                    return self._round_trip(self._running(), request, timeout_s)
+                except OSError as exc:  # a reused process may have died since the last request
+                    self._kill()
+                    if attempt == attempts:
+                        raise StageError("mt", f"apertium {self.mode}: {exc}") from exc
+                except TimeoutError as exc:
+                    self._kill()
+                    raise StageError("mt", f"apertium {self.mode}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _round_trip(
+        self, process: subprocess.Popen[bytes], request: bytes, timeout_s: float
+    ) -> str:
+        """Write the request and read the reply together, both bounded by one deadline."""
         assert process.stdin is not None and process.stdout is not None
-        # The closing superblank makes every stage flush its last token (as apertium-destxt would).
-        process.stdin.write(text.encode("utf-8") + _END_OF_REQUEST)
-        process.stdin.flush()
-        reply = bytearray()
+        in_fd, out_fd = process.stdin.fileno(), process.stdout.fileno()
+        pending, reply = memoryview(request), bytearray()
         deadline = time.monotonic() + timeout_s
-        fd = process.stdout.fileno()
         while not reply.endswith(b"\0"):
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            writers = [in_fd] if pending else []
+            readable, writable, _ = select.select([out_fd], writers, [], max(remaining, 0))
+            if remaining <= 0 or not (readable or writable):
                 raise TimeoutError(f"no reply within {timeout_s:.1f} s")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise OSError("pipeline exited")
-            reply += chunk
+            if writable:
+                pending = pending[self._write_some(in_fd, pending) :]
+            if readable:
+                chunk = os.read(out_fd, 65536)
+                if not chunk:
+                    raise OSError("pipeline exited")
+                reply += chunk
         return unescape_stream(reply.rstrip(b"\0").decode("utf-8", errors="replace"))
+
+    @staticmethod
+    def _write_some(fd: int, data: memoryview) -> int:
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
 
     def _kill(self) -> None:
         if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, 9)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, 9)
             self._process.wait()
         self._process = None
 

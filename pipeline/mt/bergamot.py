@@ -86,8 +86,9 @@ class _OwnedEngine:
 
     def close(self) -> None:
         # The engine must also be dropped on its owner thread.
-        self._owner.submit(self._drop_on_owner)
-        self._owner.stop()
+        if self._owner.running:
+            self._owner.submit(self._drop_on_owner)
+            self._owner.stop()
 
 
 class BergamotTranslator(Translator):
