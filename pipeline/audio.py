@@ -55,14 +55,16 @@ def sanitize(samples: npt.NDArray[np.floating]) -> Samples:
 def stream_file(path: Path, sample_rate: int = ASR_SAMPLE_RATE) -> Iterator[Samples]:
     """Yield mono float32 chunks of the file's first audio track at `sample_rate`, streaming."""
     container = _open_audio_container(path)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    # Keep the channels (planar) and average them: swresample's own mono downmix of float
+    # audio sums at 0.707 per channel, 3 dB too loud for stereo.
+    resampler = av.AudioResampler(format="fltp", layout=None, rate=sample_rate)
     try:
         stream = container.streams.audio[0]
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
-                yield sanitize(out.to_ndarray().reshape(-1).astype(np.float32))
+                yield sanitize(out.to_ndarray().mean(axis=0))
         for out in resampler.resample(None):
-            yield sanitize(out.to_ndarray().reshape(-1).astype(np.float32))
+            yield sanitize(out.to_ndarray().mean(axis=0))
     except av.FFmpegError as exc:
         raise AudioInputError(f"cannot decode audio from {path.name}: {exc}") from exc
     finally:
@@ -85,9 +87,16 @@ def resample(samples: Samples, from_rate: int, to_rate: int) -> Samples:
         np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
     )
     frame.sample_rate = from_rate
-    pieces = [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-    pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+    # swresample holds back its filter delay even on flush: feed trailing silence, then trim.
+    tail = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+    tail.sample_rate = from_rate
+    pieces = [
+        out.to_ndarray().reshape(-1)
+        for part in (frame, tail, None)
+        for out in resampler.resample(part)
+    ]
+    expected = round(len(samples) * to_rate / from_rate)
+    return np.concatenate(pieces).astype(np.float32)[:expected]
 
 
 def to_int16(samples: Samples) -> npt.NDArray[np.int16]:

@@ -57,5 +57,5 @@ def load_manifest(folder: Path, kind: str = "speech/") -> list[Clip]:
             int(row["speakers"]),
         )
         for row in rows
-        if row["file"].startswith(kind)
+        if row["file"].startswith(kind) and row["duration_s"]  # still images have no duration
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -80,7 +80,9 @@ class Segmenter:
     def flush(self) -> list[Segment]:
         """End of stream: close any open segment (the partial last frame is padded with silence)."""
         finished: list[Segment] = []
+        padding = 0
         if len(self._pending):
+            padding = FRAME_SAMPLES - len(self._pending)
             frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
             frame[: len(self._pending)] = self._pending
             self._pending = np.zeros(0, dtype=np.float32)
@@ -88,7 +90,14 @@ class Segmenter:
         if self._open is not None:
             finished.extend(self._close(len(self._open.frames), cut=False))
         self._vad.reset()
-        return finished
+        stream_end = self._frame_index * FRAME_SAMPLES - padding
+        return [self._trim_to(segment, stream_end) for segment in finished]
+
+    @staticmethod
+    def _trim_to(segment: Segment, stream_end: int) -> Segment:
+        """Drop the silence that padded the stream's partial last frame."""
+        start = round(segment.start_s * ASR_SAMPLE_RATE)
+        return replace(segment, samples=segment.samples[: max(stream_end - start, 0)])
 
     def _on_frame(self, frame: Samples) -> list[Segment]:
         prob = self._vad.speech_probability(frame)

@@ -81,5 +81,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _ctranslate2_needs_models(self) -> Settings:
         if "ctranslate2" in self.mt_backends and not self.ctranslate2_models:
-            raise ValueError("mt_backends includes 'ctranslate2' but ctranslate2_models is empty")
+            raise ValueError(
+                "DRAGOMAN_MT_BACKENDS includes 'ctranslate2' "
+                "but DRAGOMAN_CTRANSLATE2_MODELS is empty"
+            )
         return self

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -37,8 +38,8 @@ def fail(message: str) -> typer.Exit:
 def _setting_problem(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        name = "_".join(str(part) for part in error["loc"]) or "settings"
-        problems.append(f"DRAGOMAN_{name.upper()}: {error['msg']}")
+        name = "_".join(str(part) for part in error["loc"])
+        problems.append(f"DRAGOMAN_{name.upper()}: {error['msg']}" if name else error["msg"])
     return "invalid setting " + "; ".join(problems)
 
 
@@ -49,6 +50,10 @@ def user_errors() -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise fail(_setting_problem(exc)) from None
+    except SettingsError as exc:  # e.g. a list setting that is not JSON
+        raise fail(
+            f"invalid setting: {exc}; lists and maps are JSON, e.g. '[\"bergamot\"]'"
+        ) from None
     except DragomanError as exc:
         raise fail(str(exc)) from None
 

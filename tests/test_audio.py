@@ -63,11 +63,13 @@ def encode_with_pyav(
     signal = resample(samples, ASR_SAMPLE_RATE, rate)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.AudioStream)
+        packed_s16 = codec in ("flac", "pcm_s16le")
         stream.layout = layout
-        stream.format = "s16" if codec in ("flac", "pcm_s16le") else "flt"
+        stream.format = "s16" if packed_s16 else "flt"
         for start in range(0, len(signal), frame_size):
             piece = signal[start : start + frame_size]
-            if stream.format.name == "s16":
+            if packed_s16:
                 pcm = (np.clip(piece, -1.0, 1.0) * 32767).astype(np.int16)
                 data = np.repeat(pcm, channels).reshape(1, -1)  # packed: L R L R …
                 frame = av.AudioFrame.from_ndarray(data, format="s16", layout=layout)
@@ -151,12 +153,6 @@ def test_flac_44k_stereo_decodes_to_16k_mono(tmp_path: Path, jfk: Audio) -> None
     assert aligned_correlation(decoded.samples, jfk.samples) > 0.99
 
 
-@pytest.mark.xfail(
-    reason="BUG pipeline/audio.py:58: AudioResampler(layout='mono', format='flt') downmixes "
-    "stereo as 0.707*(L+R) with no normalisation, so a stereo file decodes 3 dB (x1.41) louder "
-    "than its mono content and peaks above 0.707 get clipped by sanitize()",
-    strict=True,
-)
 def test_stereo_downmix_keeps_level(tmp_path: Path, jfk: Audio) -> None:
     path = tmp_path / "jfk_stereo.flac"
     encode_with_pyav(path, "flac", 44100, "stereo", jfk.samples, frame_size=4096)
@@ -164,11 +160,6 @@ def test_stereo_downmix_keeps_level(tmp_path: Path, jfk: Audio) -> None:
     assert rms(decoded.samples) == pytest.approx(rms(jfk.samples), rel=0.1)
 
 
-@pytest.mark.xfail(
-    reason="BUG pipeline/audio.py:58: stereo->mono downmix is 0.707*(L+R): the GRID video's stereo "
-    "MP2 track decodes ~1.4x louder than the same audio converted by ffmpeg (-ac 1)",
-    strict=True,
-)
 def test_grid_video_audio_level_matches_its_wav(fixtures_dir: Path) -> None:
     video = read_file(fixtures_dir / "face" / "grid_bbaf2n.mpg")
     reference = read_file(fixtures_dir / "face" / "grid_bbaf2n.wav")
@@ -214,6 +205,7 @@ def test_float_wav_with_nan_and_overs_is_sanitized(tmp_path: Path) -> None:
     signal = np.tile(np.array([0.25, np.nan, 2.0, -np.inf, -3.0, np.inf], np.float32), 1000)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("pcm_f32le", rate=ASR_SAMPLE_RATE)
+        assert isinstance(stream, av.AudioStream)
         stream.layout = "mono"
         frame = av.AudioFrame.from_ndarray(signal.reshape(1, -1), format="flt", layout="mono")
         frame.sample_rate = ASR_SAMPLE_RATE
@@ -259,12 +251,6 @@ def test_resample_empty_and_same_rate() -> None:
     np.testing.assert_allclose(same, [0.1, -0.2], rtol=1e-6)
 
 
-@pytest.mark.xfail(
-    reason="BUG pipeline/audio.py:85-90: libswresample holds back its filter delay and the flush "
-    "does not return it, so inputs shorter than ~30-100 samples resample to an EMPTY array "
-    "(e.g. 64 samples 48k->16k gives 0 instead of ~21)",
-    strict=True,
-)
 def test_resample_short_input_is_not_dropped() -> None:
     short = np.full(64, 0.5, np.float32)
     assert abs(len(resample(short, 48000, 16000)) - 21) <= 2
@@ -305,9 +291,9 @@ def test_directory_raises(tmp_path: Path) -> None:
 
 
 def test_empty_file_raises(tmp_path: Path) -> None:
-    path = tmp_path / "empty.wav"
+    path = tmp_path / "blank.wav"
     path.write_bytes(b"")
-    assert_audio_error(path, "empty", "empty.wav")
+    assert_audio_error(path, "is empty", "blank.wav")
 
 
 def test_garbage_bytes_raise(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,10 +40,9 @@ def assert_well_formed(segments: list[Segment], duration_s: float, config: Segme
     for segment in segments:
         assert segment.start_s >= 0.0
         assert segment.end_s <= duration_s + FRAME_S + 1e-9
-        assert len(segment.samples) % FRAME_SAMPLES == 0
         assert segment.samples.dtype == np.float32
-        assert segment.duration_s >= min_speech_frames * FRAME_S - 1e-9
-        frames = len(segment.samples) / FRAME_SAMPLES
+        frames = math.ceil(len(segment.samples) / FRAME_SAMPLES)
+        assert frames >= min_speech_frames
         assert segment.speech_ratio * frames >= min_speech_frames - 1e-6
         assert 0.0 < segment.speech_ratio <= 1.0
     for before, after in itertools.pairwise(segments):
@@ -110,18 +110,36 @@ def test_jfk_segments_cover_most_of_the_speech(clips: list[Clip]) -> None:
     assert not any(s.cut_at_max_length for s in segments)
 
 
-@pytest.mark.xfail(
-    reason="BUG pipeline/segmenter.py:81-88: flush() zero-pads the partial last frame and keeps "
-    "the padding in the segment, so a segment can end up to 32 ms after the end of the stream "
-    "(JFK: 176000 samples = 11.000 s, last segment ends at 11.008 s)",
-    strict=True,
-)
 def test_segments_never_extend_past_the_stream(clips: list[Clip]) -> None:
     clip = clip_named(clips, "en_jfk_inaugural_1961")
     samples = read_file(clip.path).samples
     segments = run(samples)
     total = len(samples) / ASR_SAMPLE_RATE
     assert all(s.end_s <= total + 1e-9 for s in segments), [s.end_s for s in segments]
+
+
+def test_segment_starts_with_the_speech_pad(clips: list[Clip]) -> None:
+    """One second of digital silence, then speech that starts abruptly (JFK from its first word)."""
+    jfk = read_file(clip_named(clips, "en_jfk_inaugural_1961").path).samples
+    onset = int(0.352 * ASR_SAMPLE_RATE)  # first frame with speech probability >= 0.5
+    config = SegmenterConfig()
+    segments = run(np.concatenate([silence(1.0), jfk[onset:]]), config)
+    first = segments[0]
+    pad_s = config.speech_pad_ms / 1000
+    assert 1.0 - pad_s - FRAME_S - 1e-9 <= first.start_s <= 1.0 - pad_s + FRAME_S
+    lead = int(ASR_SAMPLE_RATE * (1.0 - first.start_s))
+    assert not np.any(first.samples[: lead - 1])  # the pad is the silence before the onset
+    assert np.any(first.samples[lead + FRAME_SAMPLES : lead + 2 * FRAME_SAMPLES])
+
+
+def test_speech_shorter_than_min_speech_is_dropped(clips: list[Clip]) -> None:
+    jfk = read_file(clip_named(clips, "en_jfk_inaugural_1961").path).samples
+    blip = jfk[int(0.5 * ASR_SAMPLE_RATE) : int(0.7 * ASR_SAMPLE_RATE)]  # 200 ms of a word
+    stream = np.concatenate([silence(1.0), blip, silence(1.0)])
+    assert run(stream) == []  # default min_speech_ms=250
+    kept = run(stream, SegmenterConfig(min_speech_ms=32))
+    assert len(kept) == 1
+    assert 1.0 - 0.2 <= kept[0].start_s <= 1.0 and kept[0].end_s <= 1.2 + 0.5
 
 
 # ---------------------------------------------------------------- non-speech
@@ -155,7 +173,8 @@ def test_max_length_cuts_at_quiet_points(clips: list[Clip], name: str) -> None:
     cuts = [s for s in segments if s.cut_at_max_length]
     assert len(cuts) >= 2
     for segment in cuts:
-        frames = segment.samples.reshape(-1, FRAME_SAMPLES)
+        whole = len(segment.samples) // FRAME_SAMPLES * FRAME_SAMPLES
+        frames = segment.samples[:whole].reshape(-1, FRAME_SAMPLES)
         frame_rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
         assert frame_rms[-1] < np.median(frame_rms), (segment.start_s, frame_rms[-1])
     # A cut leaves no hole: the next segment starts where the cut one ended.
