@@ -11,17 +11,20 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Stage = Literal["vad", "asr", "mt", "tts", "lipsync", "bus"]
+Stage = Literal["vad", "asr", "mt", "tts", "lipsync", "bus", "floor"]
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    utterance_id: str
     emitted_at: float = Field(default_factory=time.time)
 
 
-class CaptionFinal(_Event):
+class _UtteranceEvent(_Event):
+    utterance_id: str
+
+
+class CaptionFinal(_UtteranceEvent):
     """The translated text of a whole segment; speech follows when it is dubbed."""
 
     type: Literal["caption.final"] = "caption.final"
@@ -33,10 +36,11 @@ class CaptionFinal(_Event):
     target_text: str
     speech_start_s: float
     speech_end_s: float
+    speech_end_at: float = Field(0.0, description="wall-clock time the speech ended (epoch s)")
     route: str = ""
 
 
-class UtteranceFailed(_Event):
+class UtteranceFailed(_UtteranceEvent):
     """A stage failed for one target language; the call goes on."""
 
     type: Literal["utterance.failed"] = "utterance.failed"
@@ -46,15 +50,40 @@ class UtteranceFailed(_Event):
     recoverable: bool = True
 
 
-class UtteranceDropped(_Event):
+class UtteranceDropped(_UtteranceEvent):
     """A segment that produced no caption on purpose, e.g. no speech in it."""
 
     type: Literal["utterance.dropped"] = "utterance.dropped"
     reason: str
+    speaker: str = ""
+
+
+class ParticipantInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    language: str
+    connected: bool = True
+
+
+class FloorChanged(_Event):
+    """Who holds the floor, and who waits for it, in order."""
+
+    type: Literal["floor.changed"] = "floor.changed"
+    holder: str | None
+    queue: list[str]
+
+
+class ParticipantsChanged(_Event):
+    type: Literal["participants.changed"] = "participants.changed"
+    participants: list[ParticipantInfo]
 
 
 PipelineEvent = Annotated[
-    CaptionFinal | UtteranceFailed | UtteranceDropped, Field(discriminator="type")
+    CaptionFinal | UtteranceFailed | UtteranceDropped | FloorChanged | ParticipantsChanged,
+    Field(discriminator="type"),
 ]
-PIPELINE_EVENT = TypeAdapter(PipelineEvent)
+PIPELINE_EVENT: TypeAdapter[PipelineEvent] = TypeAdapter(PipelineEvent)
 TerminalEvent = CaptionFinal | UtteranceFailed
+RoomEvent = CaptionFinal | UtteranceFailed | UtteranceDropped | FloorChanged | ParticipantsChanged

@@ -68,6 +68,16 @@ class Segmenter:
         )
         self._open: _OpenSegment | None = None
 
+    @property
+    def position_s(self) -> float:
+        """How much audio (seconds) the segmenter has read."""
+        return self._frame_index * FRAME_S
+
+    @property
+    def in_speech(self) -> bool:
+        """Whether a segment is open (speech heard and not yet ended by a pause)."""
+        return self._open is not None
+
     def push(self, chunk: Samples) -> list[Segment]:
         """Feed audio; return the segments this audio completed."""
         self._pending = np.concatenate([self._pending, chunk.astype(np.float32, copy=False)])

@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IceServer(BaseModel):
+    """One STUN or TURN server as RTCIceServer takes it."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
 
 
 def _default_cache_dir() -> Path:
@@ -61,6 +69,33 @@ class Settings(BaseSettings):
         default_factory=dict, description="language → 'piper:PATH' or 'espeak:VOICE'"
     )
     tts_sample_rate: int = Field(48000, description="output rate (48 kHz for WebRTC)")
+
+    # Gateway
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    ice_servers: list[IceServer] = Field(
+        default_factory=list, description="STUN/TURN servers for peers; empty: host candidates only"
+    )
+    loopback_only: bool = Field(False, description="offer and accept only 127.0.0.1 ICE candidates")
+    max_participants_per_room: int = Field(50, ge=2, le=1000)
+    max_rooms: int = Field(100, ge=1, le=100_000)
+    floor_release_s: float = Field(
+        1.5, gt=0.0, le=30.0, description="holder's silence that frees the floor"
+    )
+    queued_speech_max_s: float = Field(
+        30.0, ge=0.0, le=300.0, description="speech held while queued"
+    )
+    playout_max_delay_s: float = Field(
+        0.5, ge=0.0, le=10.0, description="upper bound of the delay D"
+    )
+    original_under_translation: float = Field(
+        0.0, ge=0.0, le=1.0, description="gain of the ducked original"
+    )
+    video_fps: int = Field(15, ge=1, le=30)
+    video_width: int = Field(640, ge=64, le=1920)
+    video_height: int = Field(480, ge=64, le=1080)
+    pipeline_workers: int = Field(1, ge=1, le=16, description="utterances processed at once")
+    bus_queue_size: int = Field(64, ge=1, le=10_000)
 
     @field_validator("tts_sample_rate")
     @classmethod

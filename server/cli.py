@@ -64,6 +64,28 @@ def load_settings() -> Settings:
 
 
 @app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on [DRAGOMAN_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [DRAGOMAN_PORT]")] = None,
+    loopback_only: Annotated[
+        bool | None, typer.Option("--loopback-only", help="only 127.0.0.1 ICE candidates (tests)")
+    ] = None,
+) -> None:
+    """Run the gateway with in-process pipeline workers (no Redis needed)."""
+    import uvicorn
+
+    from server.app import create_app
+
+    overrides: dict[str, Any] = {"host": host, "port": port, "loopback_only": loopback_only}
+    with user_errors():
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    err.print(
+        f"Dragoman on http://{settings.host}:{settings.port} (loading models…)", highlight=False
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
 def translate(
     input_file: Annotated[
         Path, typer.Argument(metavar="INPUT", help="any audio or video file PyAV reads")

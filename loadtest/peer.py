@@ -1,0 +1,200 @@
+"""A synthetic participant: a real aiortc peer that joins over HTTP, speaks, listens, reads events.
+
+Used by the tests, `dragoman bench call` and the load tester. Traffic goes only to the URL given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from pipeline.audio import Samples
+
+RATE = 48000
+FRAME = 960
+FRAME_S = FRAME / RATE
+
+
+class ScriptedMicrophone(MediaStreamTrack):
+    """Plays queued speech in real time (20 ms frames), silence in between; records when."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: deque[Samples] = deque()
+        self._current: Samples | None = None
+        self._position = 0
+        self._pts = 0
+        self._start: float | None = None
+        self.spoken: list[tuple[float, float]] = []  # wall-clock (start, end) of each utterance
+
+    def say(self, speech: Samples) -> None:
+        """Queue one utterance (48 kHz mono float32)."""
+        self._queue.append(speech)
+
+    @property
+    def speaking(self) -> bool:
+        return self._current is not None or bool(self._queue)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._pts / RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        frame = av.AudioFrame.from_ndarray(
+            self._next_pcm().reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._pts += FRAME
+        return frame
+
+    def _next_pcm(self) -> np.ndarray[Any, np.dtype[np.int16]]:
+        pcm = np.zeros(FRAME, dtype=np.float32)
+        filled = 0
+        while filled < FRAME:
+            if self._current is None:
+                if not self._queue:
+                    break
+                self._current, self._position = self._queue.popleft(), 0
+                self.spoken.append((time.time(), 0.0))
+            take = min(FRAME - filled, len(self._current) - self._position)
+            pcm[filled : filled + take] = self._current[self._position : self._position + take]
+            filled, self._position = filled + take, self._position + take
+            if self._position >= len(self._current):
+                self._current = None
+                self.spoken[-1] = (self.spoken[-1][0], time.time())
+        return (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
+
+
+@dataclass
+class ReceivedAudio:
+    """What a listener heard: 48 kHz mono, with the wall time each frame arrived (bounded)."""
+
+    max_s: float = 600.0
+    frames: deque[tuple[float, Samples]] = field(default_factory=deque)
+    count: int = 0
+
+    def add(self, at: float, samples: Samples) -> None:
+        self.frames.append((at, samples))
+        self.count += 1
+        while len(self.frames) * FRAME_S > self.max_s:
+            self.frames.popleft()
+
+    def samples(self) -> Samples:
+        return (
+            np.concatenate([s for _, s in self.frames]) if self.frames else np.zeros(0, np.float32)
+        )
+
+    def first_sound_after(self, moment: float, level: float = 0.01) -> float | None:
+        for at, samples in self.frames:
+            if at >= moment and float(np.sqrt(np.mean(samples**2))) > level:
+                return at
+        return None
+
+
+@dataclass
+class Participant:
+    """One synthetic participant of a room."""
+
+    base_url: str
+    room: str
+    name: str
+    language: str
+    microphone: ScriptedMicrophone | None = None
+    pc: RTCPeerConnection = field(
+        default_factory=lambda: RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    )
+    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    heard: ReceivedAudio = field(default_factory=ReceivedAudio)
+    video_frames: int = 0
+    participant_id: str = ""
+    secret: str = ""
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def join(self, http: httpx.AsyncClient, speak: bool = True, video: bool = True) -> None:
+        channel = self.pc.createDataChannel("events")
+        channel.on("message", self._on_message)
+        self.pc.on("track", self._on_track)
+        if speak:
+            self.microphone = ScriptedMicrophone()
+            self.pc.addTransceiver(self.microphone, direction="sendrecv")
+        else:
+            self.pc.addTransceiver("audio", direction="recvonly")
+        if video:
+            self.pc.addTransceiver("video", direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        body = {
+            "name": self.name,
+            "language": self.language,
+            "sdp": self.pc.localDescription.sdp,
+            "type": "offer",
+        }
+        response = await http.post(f"{self.base_url}/api/rooms/{self.room}/join", json=body)
+        response.raise_for_status()
+        answer = response.json()
+        self.participant_id, self.secret = answer["participant_id"], answer["secret"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+
+    def _on_message(self, message: str | bytes) -> None:
+        self.events.append((time.time(), json.loads(message)))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        task = asyncio.create_task(self._receive(track), name=f"receive-{track.kind}-{self.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.AudioFrame):
+                    pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1)
+                    self.heard.add(time.time(), (pcm / 32768.0).astype(np.float32))
+                else:
+                    self.video_frames += 1
+
+    def captions(self, language: str | None = None) -> list[dict[str, Any]]:
+        wanted = language or self.language
+        return [
+            e
+            for _, e in self.events
+            if e["type"] == "caption.final" and e["target_language"] == wanted
+        ]
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for _, e in self.events if e["type"] == kind]
+
+    async def floor(self, http: httpx.AsyncClient, action: str) -> dict[str, Any]:
+        url = f"{self.base_url}/api/rooms/{self.room}/participants/{self.participant_id}/floor"
+        response = await http.post(url, json={"secret": self.secret, "action": action})
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    async def leave(self, http: httpx.AsyncClient) -> None:
+        url = f"{self.base_url}/api/rooms/{self.room}/participants/{self.participant_id}/leave"
+        await http.post(url, json={"secret": self.secret})
+        await self.close()
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

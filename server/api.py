@@ -1,0 +1,191 @@
+"""Signalling over HTTP: join (offer → answer), renegotiate, floor, mute, leave; room state.
+
+Every error is a 4xx with a one-line `detail`, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, field_validator
+
+from pipeline.errors import UnsupportedLanguageError
+from pipeline.events import CaptionFinal, FloorChanged, ParticipantInfo
+from pipeline.languages import LANGUAGE_NAMES, normalize_language
+from server.errors import BadRequest
+from server.rooms import RoomRegistry
+
+MAX_SDP_BYTES = 64 * 1024
+MAX_MEDIA_SECTIONS = 8
+router = APIRouter(prefix="/api")
+
+
+def registry(request: Request) -> RoomRegistry:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+Registry = Annotated[RoomRegistry, Depends(registry)]
+
+
+class SessionDescription(BaseModel):
+    sdp: str = Field(max_length=MAX_SDP_BYTES)
+    type: Literal["offer"] = "offer"
+
+    @field_validator("sdp")
+    @classmethod
+    def _looks_like_sdp(cls, sdp: str) -> str:
+        if not sdp.startswith("v=0"):
+            raise ValueError("not an SDP offer (must start with 'v=0')")
+        sections = sdp.count("\nm=")
+        if sections == 0:
+            raise ValueError("the offer has no media section (add a DataChannel, audio or video)")
+        if sections > MAX_MEDIA_SECTIONS:
+            raise ValueError(
+                f"the offer has {sections} media sections; at most {MAX_MEDIA_SECTIONS}"
+            )
+        return sdp
+
+
+class JoinRequest(SessionDescription):
+    name: str = Field(min_length=1, max_length=64)
+    language: str = Field(min_length=2, max_length=16)
+    participant_id: str | None = Field(
+        None, max_length=64, description="reconnect as this participant"
+    )
+    secret: str | None = Field(None, max_length=128)
+
+
+class JoinResponse(BaseModel):
+    participant_id: str
+    secret: str = Field(description="keep it: renegotiation, floor, leave and reconnection need it")
+    sdp: str
+    type: Literal["answer"] = "answer"
+    language: str
+
+
+class Answer(BaseModel):
+    sdp: str
+    type: Literal["answer"] = "answer"
+
+
+class Credentials(BaseModel):
+    secret: str = Field(min_length=1, max_length=128)
+
+
+class Renegotiation(SessionDescription, Credentials):
+    pass
+
+
+class FloorAction(Credentials):
+    action: Literal["request", "release"]
+
+
+class MuteAction(Credentials):
+    muted: bool
+
+
+class RoomState(BaseModel):
+    room: str
+    participants: list[ParticipantInfo]
+    floor: FloorChanged
+
+
+class Language(BaseModel):
+    code: str
+    name: str
+
+
+def checked_language(code: str, supported: list[str]) -> str:
+    try:
+        language = normalize_language(code)
+    except UnsupportedLanguageError as exc:
+        raise BadRequest(str(exc)) from None
+    if language not in supported:
+        raise BadRequest(
+            f"language {language!r} is not served here; choose one of {', '.join(supported)}"
+        )
+    return language
+
+
+@router.get("/languages")
+async def languages(request: Request) -> list[Language]:
+    """The languages a participant can choose: heard, translated and spoken by this server."""
+    return [Language(code=code, name=LANGUAGE_NAMES[code]) for code in request.app.state.languages]
+
+
+@router.post("/rooms/{room_id}/join")
+async def join(room_id: str, body: JoinRequest, rooms: Registry, request: Request) -> JoinResponse:
+    """Join (creating the room on first join), or reconnect with participant_id and secret."""
+    language = checked_language(body.language, request.app.state.languages)
+    if rooms.draining:
+        raise BadRequest("the server is shutting down; join another server")
+    if body.participant_id is not None:
+        room = rooms.get(room_id)
+        participant, answer = await room.reconnect(body.participant_id, body.secret or "", body.sdp)
+    else:
+        room = rooms.get_or_create(room_id)
+        try:
+            participant, answer = await room.join(body.name, language, body.sdp)
+        finally:
+            await rooms.close_if_empty(room_id)
+    return JoinResponse(
+        participant_id=participant.id,
+        secret=participant.secret,
+        sdp=answer,
+        language=participant.language,
+    )
+
+
+@router.post("/rooms/{room_id}/participants/{participant_id}/offer")
+async def renegotiate(
+    room_id: str, participant_id: str, body: Renegotiation, rooms: Registry
+) -> Answer:
+    """A new offer on the same connection (camera or microphone added or removed)."""
+    answer = await rooms.get(room_id).renegotiate(participant_id, body.secret, body.sdp)
+    return Answer(sdp=answer)
+
+
+@router.post("/rooms/{room_id}/participants/{participant_id}/floor")
+async def floor(
+    room_id: str, participant_id: str, body: FloorAction, rooms: Registry
+) -> FloorChanged:
+    room = rooms.get(room_id)
+    if body.action == "request":
+        await room.request_floor(participant_id, body.secret)
+    else:
+        await room.release_floor(participant_id, body.secret)
+    return FloorChanged(holder=room.floor.holder, queue=list(room.floor.queue))
+
+
+@router.post("/rooms/{room_id}/participants/{participant_id}/mute")
+async def mute(
+    room_id: str, participant_id: str, body: MuteAction, rooms: Registry
+) -> ParticipantInfo:
+    room = rooms.get(room_id)
+    room.set_muted(participant_id, body.secret, body.muted)
+    return room.participants[participant_id].info
+
+
+@router.post("/rooms/{room_id}/participants/{participant_id}/leave", status_code=204)
+async def leave(room_id: str, participant_id: str, body: Credentials, rooms: Registry) -> None:
+    room = rooms.get(room_id)
+    room.authorize(participant_id, body.secret)
+    await room.leave(participant_id)
+    await rooms.close_if_empty(room_id)
+
+
+@router.get("/rooms/{room_id}")
+async def room_state(room_id: str, rooms: Registry) -> RoomState:
+    room = rooms.get(room_id)
+    return RoomState(
+        room=room.id,
+        participants=[p.info for p in room.participants.values()],
+        floor=FloorChanged(holder=room.floor.holder, queue=list(room.floor.queue)),
+    )
+
+
+@router.get("/rooms/{room_id}/transcript")
+async def transcript(room_id: str, rooms: Registry) -> list[CaptionFinal]:
+    """Every final caption of the room so far (bounded to the last 10 000)."""
+    return list(rooms.get(room_id).transcript)

@@ -1,0 +1,128 @@
+"""The gateway application: FastAPI signalling, rooms, the bus, metrics and the client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pipeline.bus import Bus, InProcessBus, JobResult
+from pipeline.cascade import Cascade
+from pipeline.errors import DragomanError
+from pipeline.languages import LANGUAGE_NAMES
+from pipeline.models import Models, segmenter_config
+from pipeline.settings import Settings
+from server.api import router
+from server.errors import GatewayError
+from server.ice import use_loopback_candidates
+from server.room import RoomContext
+from server.rooms import RoomRegistry
+
+LOG = logging.getLogger(__name__)
+CLIENT_DIR = Path(__file__).resolve().parents[1] / "client"
+
+
+def served_languages(models: Models) -> list[str]:
+    """Languages with a voice and a translation route to at least one other language."""
+    planner = models.translator.planner
+    pairs = set(planner.available_pairs())
+    voices = set(models.voices.languages)
+    return [code for code in LANGUAGE_NAMES if code in voices and any(s == code for s, _ in pairs)]
+
+
+def warm_up(models: Models) -> None:
+    """Load every default model and run it once, so the first utterance is not the slow one."""
+    models.recognizer.transcribe(np.zeros(16000, dtype=np.float32), "en")
+    models.voices.synthesize("ready", "en")
+    models.translator.translate("ready", "en", "pt")
+
+
+async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncIterator[None]:
+    use_loopback_candidates(settings.loopback_only)
+    await asyncio.get_running_loop().run_in_executor(None, warm_up, models)
+    app.state.languages = served_languages(models)
+    media_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
+    cascade = Cascade(
+        models.recognizer, models.translator, models.voices, settings.asr_min_speech_ratio
+    )
+    registry: RoomRegistry | None = None
+
+    async def deliver(done: JobResult) -> None:
+        assert registry is not None
+        await registry.deliver(done)
+
+    bus: Bus = InProcessBus(
+        cascade,
+        deliver,
+        settings.pipeline_workers,
+        settings.bus_queue_size,
+        settings.inference_threads,
+    )
+    registry = RoomRegistry(RoomContext(settings, bus, media_executor, segmenter_config(settings)))
+    app.state.registry = registry
+    await bus.start()
+    try:
+        yield
+    finally:
+        # Shutdown: stop joins, finish every pending final, then close the rooms.
+        registry.draining = True
+        await registry.flush_all()
+        await bus.stop()
+        await registry.close_all()
+        media_executor.shutdown(wait=True)
+
+
+def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
+    """The app; `models` may be shared (tests), else loaded for these settings."""
+    loaded = models or Models(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async for _ in _serve(app, settings, loaded):
+            yield
+
+    app = FastAPI(title="Dragoman", version="0.1.0", lifespan=lifespan)
+    app.include_router(router)
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(DragomanError, _dragoman_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if (CLIENT_DIR / "index.html").exists():
+        app.mount("/", StaticFiles(directory=CLIENT_DIR, html=True), name="client")
+    return app
+
+
+async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+
+async def _dragoman_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
+        problems.append(f"{where}: {error['msg']}")
+    return JSONResponse({"detail": "; ".join(problems)[:500]}, status_code=422)

@@ -1,0 +1,301 @@
+"""Media to listeners: encode once per language (and once for video), fan packets out.
+
+Each listener gets a PacketTrack whose recv() hands aiortc pre-encoded av.Packets, which aiortc
+packetises without encoding, so per-listener cost is packetising and encrypting only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.video.codeccontext import VideoCodecContext
+from prometheus_client import Counter, Gauge
+
+from pipeline.audio import Samples
+from server.playout import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Playout
+
+LOG = logging.getLogger(__name__)
+PACKETS_DROPPED = Counter(
+    "dragoman_listener_packets_dropped_total", "Stale packets dropped", ["kind"]
+)
+ENCODED_FRAMES = Counter(
+    "dragoman_encoded_frames_total", "Frames encoded (once per variant)", ["kind"]
+)
+PLAYOUT_STALLS = Counter("dragoman_playout_stalls_total", "Playout ran dry mid-turn", ["language"])
+CHANNELS = Gauge("dragoman_media_channels", "Encoders running", ["kind"])
+if TYPE_CHECKING:
+    Packet = av.Packet[Any]
+else:
+    Packet = av.Packet
+AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
+
+
+class PacketTrack(MediaStreamTrack):
+    """One listener's outgoing track: a bounded queue of shared packets, oldest dropped first."""
+
+    def __init__(self, kind: str, capacity: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self._packets: deque[Packet] = deque(maxlen=capacity)
+        self._ready = asyncio.Event()
+        self.delivered = 0
+        self.on_keyframe_request: Callable[[], None] | None = None
+
+    def push(self, packet: Packet) -> None:
+        if len(self._packets) == self._packets.maxlen:
+            PACKETS_DROPPED.labels(self.kind).inc()
+        self._packets.append(packet)
+        self._ready.set()
+
+    async def recv(self) -> Packet:
+        while not self._packets:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        self.delivered += 1
+        return self._packets.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+
+class Fanout:
+    """The listeners of one encoded variant."""
+
+    def __init__(self) -> None:
+        self.tracks: set[PacketTrack] = set()
+
+    def publish(
+        self,
+        packet: Packet,
+        muted: set[PacketTrack] | None = None,
+        silence: Packet | None = None,
+    ) -> None:
+        for track in self.tracks:
+            if muted and track in muted:
+                if silence is not None:
+                    track.push(silence)
+            else:
+                track.push(packet)
+
+
+class OpusStream:
+    """Mono 48 kHz Opus, 20 ms per packet, timestamps continuous across silence."""
+
+    def __init__(self) -> None:
+        self._codec = av.CodecContext.create("libopus", "w")
+        self._codec.sample_rate = SAMPLE_RATE
+        self._codec.layout = "mono"
+        self._codec.format = "s16"
+        self._codec.bit_rate = 32000
+        self._codec.options = {"application": "voip", "frame_duration": "20"}
+        self._pts = 0
+
+    def encode(self, samples: Samples) -> list[Packet]:
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = AUDIO_TIME_BASE
+        self._pts += len(samples)
+        packets = list(self._codec.encode(frame))
+        for packet in packets:
+            packet.time_base = AUDIO_TIME_BASE
+        return packets
+
+
+class LiveAudio:
+    """The floor holder's original voice at 48 kHz, between ingest and the channels that play it."""
+
+    def __init__(self, max_s: float = 1.0) -> None:
+        self._frames: deque[Samples] = deque(maxlen=max(1, round(max_s / FRAME_S)))
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def push(self, samples: Samples) -> None:
+        self._pending = np.concatenate([self._pending, samples])
+        while len(self._pending) >= FRAME_SAMPLES:
+            self._frames.append(self._pending[:FRAME_SAMPLES])
+            self._pending = self._pending[FRAME_SAMPLES:]
+
+    def next_frame(self) -> Samples | None:
+        return self._frames.popleft() if self._frames else None
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._pending = np.zeros(0, dtype=np.float32)
+
+
+class AudioChannel:
+    """One language's audio: translated playout (or the live original), Opus-encoded once."""
+
+    def __init__(
+        self,
+        language: str,
+        playout: Playout | None,
+        live: LiveAudio,
+        original_gain: float,
+        executor: Executor,
+    ) -> None:
+        self.language = language
+        self.playout = playout  # None: this channel carries the original voice
+        self.live = live
+        self.original_gain = original_gain
+        self.fanout = Fanout()
+        self.muted: set[PacketTrack] = set()
+        self._encoder = OpusStream()
+        self._executor = executor
+        self._task: asyncio.Task[None] | None = None
+        self._stalls_reported = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"audio-{self.language}")
+        CHANNELS.labels("audio").inc()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            CHANNELS.labels("audio").dec()
+
+    def _mix(self) -> Samples:
+        original = self.live.next_frame()
+        if self.playout is None:
+            return original if original is not None else np.zeros(FRAME_SAMPLES, np.float32)
+        speech = self.playout.next_frame()
+        frame = np.zeros(FRAME_SAMPLES, np.float32) if speech is None else speech
+        if original is not None and self.original_gain > 0:
+            frame = frame + self.original_gain * original
+        return frame
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        silence = (
+            await loop.run_in_executor(
+                self._executor, OpusStream().encode, np.zeros(FRAME_SAMPLES, np.float32)
+            )
+        )[0]
+        next_tick = time.monotonic()
+        while True:
+            frame = self._mix()
+            packets = await loop.run_in_executor(self._executor, self._encoder.encode, frame)
+            ENCODED_FRAMES.labels("audio").inc()
+            for packet in packets:
+                silence.pts, silence.time_base = packet.pts, packet.time_base
+                self.fanout.publish(packet, self.muted, silence)
+            self._report_stalls()
+            next_tick += FRAME_S
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            if time.monotonic() - next_tick > 0.2:  # fell far behind (e.g. suspended): resync
+                next_tick = time.monotonic()
+
+    def _report_stalls(self) -> None:
+        if self.playout is not None and self.playout.stalls > self._stalls_reported:
+            PLAYOUT_STALLS.labels(self.language).inc(self.playout.stalls - self._stalls_reported)
+            self._stalls_reported = self.playout.stalls
+
+
+class VideoChannel:
+    """The floor holder's camera, VP8-encoded once for every listener; keyframes on request."""
+
+    def __init__(
+        self,
+        source: Callable[[], av.VideoFrame | None],
+        executor: Executor,
+        fps: int,
+        width: int,
+        height: int,
+        keyframe_interval_s: float = 3.0,
+    ) -> None:
+        self.fanout = Fanout()
+        self._source = source
+        self._executor = executor
+        self._fps = fps
+        self._size = (width, height)
+        self._keyframe_interval = max(1, round(keyframe_interval_s * fps))
+        self._codec = self._new_codec()
+        self._index = 0
+        self._keyframe_wanted = True
+        self._last: av.VideoFrame | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _new_codec(self) -> VideoCodecContext:
+        codec = av.CodecContext.create("libvpx", "w")
+        codec.width, codec.height = self._size
+        codec.pix_fmt = "yuv420p"
+        codec.time_base = fractions.Fraction(1, self._fps)
+        codec.bit_rate = 600_000
+        codec.options = {
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "lag-in-frames": "0",
+            "error-resilient": "1",
+        }
+        return codec
+
+    def request_keyframe(self) -> None:
+        self._keyframe_wanted = True
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="video")
+        CHANNELS.labels("video").inc()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            CHANNELS.labels("video").dec()
+
+    def _encode(self, frame: av.VideoFrame | None, keyframe: bool) -> list[Packet]:
+        if frame is None:
+            image = np.zeros((self._size[1], self._size[0], 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        scaled = frame.reformat(width=self._size[0], height=self._size[1], format="yuv420p")
+        scaled.pts = self._index
+        scaled.time_base = fractions.Fraction(1, self._fps)
+        scaled.pict_type = (
+            av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+        )
+        packets = list(self._codec.encode(scaled))
+        for packet in packets:
+            packet.pts = round(self._index * 90000 / self._fps)
+            packet.time_base = VIDEO_TIME_BASE
+        return packets
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self._fps
+        next_tick = time.monotonic()
+        while True:
+            if self.fanout.tracks:
+                frame = self._source() or self._last
+                self._last = frame
+                keyframe = self._keyframe_wanted or self._index % self._keyframe_interval == 0
+                self._keyframe_wanted = False
+                for packet in await loop.run_in_executor(
+                    self._executor, self._encode, frame, keyframe
+                ):
+                    self.fanout.publish(packet)
+                ENCODED_FRAMES.labels("video").inc()
+                self._index += 1
+            next_tick += period
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            if time.monotonic() - next_tick > 0.5:
+                next_tick = time.monotonic()

@@ -1,0 +1,126 @@
+"""One participant: identity, peer connection, inbound media, outgoing tracks, event outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCDataChannel, RTCPeerConnection
+from prometheus_client import Counter
+
+from pipeline.events import FloorChanged, ParticipantInfo, ParticipantsChanged, RoomEvent
+from pipeline.segmenter import Segment
+from server.ingest import AudioIngest, VideoIngest
+from server.media import PacketTrack
+
+LOG = logging.getLogger(__name__)
+EVENTS_DROPPED = Counter(
+    "dragoman_events_dropped_total", "Superseded state events dropped", ["type"]
+)
+_STATE_EVENTS = (FloorChanged, ParticipantsChanged)
+
+
+class EventOutbox:
+    """Events for one participant. Held until the DataChannel opens, then sent in order.
+
+    Bounded: over capacity, superseded state events (floor, participant lists) go first;
+    captions and failures are kept (a participant that far behind is closed by the room).
+    """
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self.capacity = capacity
+        self._pending: deque[RoomEvent] = deque()
+        self._channel: RTCDataChannel | None = None
+        self.sent = 0
+
+    @property
+    def overflowing(self) -> bool:
+        return len(self._pending) > self.capacity
+
+    def attach(self, channel: RTCDataChannel) -> None:
+        self._channel = channel
+        if channel.readyState == "open":
+            self._drain()
+        else:
+            channel.on("open", self._drain)
+
+    def send(self, event: RoomEvent) -> None:
+        self._pending.append(event)
+        if len(self._pending) > self.capacity:
+            self._drop_superseded()
+        self._drain()
+
+    def _drop_superseded(self) -> None:
+        for index, queued in enumerate(self._pending):
+            if isinstance(queued, _STATE_EVENTS):
+                del self._pending[index]
+                EVENTS_DROPPED.labels(queued.type).inc()
+                return
+
+    def _drain(self) -> None:
+        channel = self._channel
+        while self._pending and channel is not None and channel.readyState == "open":
+            channel.send(self._pending.popleft().model_dump_json())
+            self.sent += 1
+
+
+@dataclass
+class Participant:
+    id: str
+    name: str
+    language: str
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    pc: RTCPeerConnection | None = None
+    outbox: EventOutbox = field(default_factory=EventOutbox)
+    audio_out: PacketTrack = field(default_factory=lambda: PacketTrack("audio", capacity=50))
+    video_out: PacketTrack = field(default_factory=lambda: PacketTrack("video", capacity=30))
+    audio_in: AudioIngest | None = None
+    video_in: VideoIngest = field(default_factory=VideoIngest)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    sequence: int = 0
+    held: deque[tuple[Segment, float]] = field(default_factory=deque)
+    muted: bool = False
+
+    @property
+    def info(self) -> ParticipantInfo:
+        connected = self.pc is not None and self.pc.connectionState not in ("failed", "closed")
+        return ParticipantInfo(
+            id=self.id, name=self.name, language=self.language, connected=connected
+        )
+
+    @property
+    def held_s(self) -> float:
+        return sum(segment.duration_s for segment, _ in self.held)
+
+    def next_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence - 1
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=f"{name}-{self.id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close_peer(self) -> None:
+        """Close the peer connection and wait for its inbound media to be flushed."""
+        pc, self.pc = self.pc, None
+        if pc is not None:
+            await pc.close()
+        pending = list(self.tasks)
+        if pending:
+            _, not_done = await asyncio.wait(pending, timeout=10)
+            for task in not_done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def event_json(event: RoomEvent) -> str:
+    return json.dumps(event.model_dump())

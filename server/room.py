@@ -1,0 +1,450 @@
+"""A room: its participants, its floor, and one media channel per language present."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import av
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidAccessError, InvalidStateError
+from aiortc.mediastreams import MediaStreamTrack
+from prometheus_client import Counter, Gauge
+
+from pipeline.audio import Samples
+from pipeline.bus import Bus, Job, JobResult
+from pipeline.cascade import Utterance
+from pipeline.events import (
+    CaptionFinal,
+    FloorChanged,
+    ParticipantsChanged,
+    RoomEvent,
+    UtteranceDropped,
+)
+from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
+from pipeline.settings import Settings
+from pipeline.vad import SileroDetector
+from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.floor import Floor
+from server.ice import keep_loopback_candidates, rtc_configuration
+from server.ingest import AudioIngest
+from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
+from server.participant import Participant
+from server.playout import DelayEstimate, Playout
+
+LOG = logging.getLogger(__name__)
+PARTICIPANTS = Gauge("dragoman_participants", "Connected participants")
+JOBS = Counter("dragoman_jobs_total", "Utterances submitted for translation", ["targets"])
+HELD_DROPPED = Counter(
+    "dragoman_queued_speech_dropped_total", "Speech held for the floor, dropped", ["reason"]
+)
+TRANSCRIPT_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class RoomContext:
+    """What every room shares: settings, the bus and the media thread pool."""
+
+    settings: Settings
+    bus: Bus
+    media_executor: Executor
+    segmenter_config: SegmenterConfig
+
+
+class Room:
+    def __init__(self, room_id: str, context: RoomContext) -> None:
+        self.id = room_id
+        self.context = context
+        self.settings = context.settings
+        self.participants: dict[str, Participant] = {}
+        self.floor = Floor(self.settings.floor_release_s, time.monotonic)
+        self.channels: dict[str, AudioChannel] = {}
+        self.video = VideoChannel(
+            self._holder_frame,
+            context.media_executor,
+            self.settings.video_fps,
+            self.settings.video_width,
+            self.settings.video_height,
+        )
+        self.transcript: deque[CaptionFinal] = deque(maxlen=TRANSCRIPT_LIMIT)
+        self.jobs_submitted = 0
+        self._ticker: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.video.start()
+        self._ticker = asyncio.create_task(self._tick_floor(), name=f"floor-{self.id}")
+
+    async def close(self) -> None:
+        """Leave everyone (flushing their speech), then stop the media channels."""
+        self.closed = True
+        for participant_id in list(self.participants):
+            await self.leave(participant_id)
+        await self._stop_media()
+
+    async def _stop_media(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        await self.video.stop()
+        for channel in list(self.channels.values()):
+            await channel.stop()
+        self.channels.clear()
+
+    async def _tick_floor(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            if self.floor.tick():
+                await self._floor_changed()
+
+    # -- joining and leaving --------------------------------------------------------------
+
+    async def join(self, name: str, language: str, offer: str) -> tuple[Participant, str]:
+        if len(self.participants) >= self.settings.max_participants_per_room:
+            raise Conflict(
+                f"room {self.id} is full ({self.settings.max_participants_per_room} participants)"
+            )
+        participant = Participant(id=secrets.token_urlsafe(9), name=name, language=language)
+        self.participants[participant.id] = participant
+        try:
+            answer = await self._connect(participant, offer)
+        except BaseException:
+            self.participants.pop(participant.id, None)
+            await participant.close_peer()
+            raise
+        self._ensure_channel(language)
+        PARTICIPANTS.inc()
+        self._broadcast(self._participants_event())
+        participant.outbox.send(self._floor_event())
+        return participant, answer
+
+    async def reconnect(
+        self, participant_id: str, secret: str, offer: str
+    ) -> tuple[Participant, str]:
+        """Same identity, same room, a new peer connection; the old one is closed."""
+        participant = self.authorize(participant_id, secret)
+        if participant.audio_in is not None:
+            await participant.audio_in.flush()
+        await participant.close_peer()
+        self._unsubscribe(participant)
+        answer = await self._connect(participant, offer)
+        self._broadcast(self._participants_event())
+        participant.outbox.send(self._floor_event())
+        return participant, answer
+
+    async def renegotiate(self, participant_id: str, secret: str, offer: str) -> str:
+        """A new offer on the same connection, e.g. a camera or microphone added or removed."""
+        participant = self.authorize(participant_id, secret)
+        if participant.pc is None:
+            raise Conflict("not connected: join again with your participant id to reconnect")
+        return await self._negotiate(participant, participant.pc, offer)
+
+    async def leave(self, participant_id: str) -> None:
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            return
+        if participant.audio_in is not None:
+            await participant.audio_in.flush()  # the last words still become finals
+        self._drop_held(participant, "speaker_left")
+        changed = self.floor.remove(participant_id)
+        del self.participants[participant_id]
+        PARTICIPANTS.dec()
+        self._unsubscribe(participant)
+        await participant.close_peer()
+        await self._drop_unused_channels()
+        if changed:
+            await self._floor_changed()
+        self._broadcast(self._participants_event())
+
+    def authorize(self, participant_id: str, secret: str) -> Participant:
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            raise NotFound(f"no participant {participant_id} in room {self.id}")
+        if not secrets.compare_digest(participant.secret, secret):
+            raise Forbidden("wrong participant secret")
+        return participant
+
+    # -- WebRTC ---------------------------------------------------------------------------
+
+    async def _connect(self, participant: Participant, offer: str) -> str:
+        pc = RTCPeerConnection(rtc_configuration(self.settings))
+        participant.pc = pc
+        participant.audio_out = PacketTrack("audio", capacity=50)
+        participant.video_out = PacketTrack("video", capacity=30)
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: object) -> None:
+            participant.outbox.attach(channel)  # type: ignore[arg-type]
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._consume(participant, track)
+
+        return await self._negotiate(participant, pc, offer)
+
+    async def _negotiate(self, participant: Participant, pc: RTCPeerConnection, offer: str) -> str:
+        if self.settings.loopback_only:
+            offer = keep_loopback_candidates(offer)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            self._attach_outgoing(participant, pc)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            AttributeError,
+            InvalidStateError,
+            InvalidAccessError,
+        ) as exc:
+            raise BadRequest(f"cannot use this offer: {exc or type(exc).__name__}") from None
+        return pc.localDescription.sdp
+
+    def _attach_outgoing(self, participant: Participant, pc: RTCPeerConnection) -> None:
+        """Put the listener's tracks on the transceivers the offer brought (none are invented)."""
+        for transceiver in pc.getTransceivers():
+            if transceiver.sender.track is not None or transceiver.direction == "inactive":
+                continue
+            track = participant.audio_out if transceiver.kind == "audio" else participant.video_out
+            if track in (t.sender.track for t in pc.getTransceivers()):
+                continue
+            sender = pc.addTrack(track)
+            if transceiver.kind == "video":
+                self._forward_keyframe_requests(sender)
+                self.video.fanout.tracks.add(track)
+                self.video.request_keyframe()
+            else:
+                self._ensure_channel(participant.language).fanout.tracks.add(track)
+        self._update_mutes()
+
+    def _forward_keyframe_requests(self, sender: object) -> None:
+        # aiortc only forces keyframes for frames it encodes itself; our packets are encoded once
+        # for everyone, so a listener's PLI/FIR must reach the shared encoder.
+        own = sender._send_keyframe  # type: ignore[attr-defined]
+
+        def send_keyframe() -> None:
+            own()
+            self.video.request_keyframe()
+
+        sender._send_keyframe = send_keyframe  # type: ignore[attr-defined]
+
+    def _consume(self, participant: Participant, track: MediaStreamTrack) -> None:
+        """Every inbound track is consumed for as long as it lives."""
+        if track.kind == "audio":
+            segmenter = Segmenter(SileroDetector(), self.context.segmenter_config)
+            ingest = AudioIngest(
+                segmenter,
+                self.context.media_executor,
+                on_live=lambda samples: self._on_live(participant.id, samples),
+                on_voice=lambda: self._on_voice(participant.id),
+                on_segment=lambda segment, ended_at: self._on_segment(
+                    participant.id, segment, ended_at
+                ),
+            )
+            ingest.muted = participant.muted
+            participant.audio_in = ingest
+            participant.spawn(ingest.run(track), "audio-in")
+        else:
+            participant.spawn(participant.video_in.run(track), "video-in")
+
+    def _unsubscribe(self, participant: Participant) -> None:
+        for channel in self.channels.values():
+            channel.fanout.tracks.discard(participant.audio_out)
+            channel.muted.discard(participant.audio_out)
+        self.video.fanout.tracks.discard(participant.video_out)
+        participant.audio_out.stop()
+        participant.video_out.stop()
+
+    # -- media channels ---------------------------------------------------------------------
+
+    def _ensure_channel(self, language: str) -> AudioChannel:
+        channel = self.channels.get(language)
+        if channel is None:
+            playout = Playout(DelayEstimate(self.settings.playout_max_delay_s))
+            channel = AudioChannel(
+                language,
+                playout,
+                LiveAudio(),
+                self.settings.original_under_translation,
+                self.context.media_executor,
+            )
+            self.channels[language] = channel
+            channel.start()
+        return channel
+
+    async def _drop_unused_channels(self) -> None:
+        languages = {p.language for p in self.participants.values()}
+        for language in [lang for lang in self.channels if lang not in languages]:
+            await self.channels.pop(language).stop()
+
+    def _holder_frame(self) -> av.VideoFrame | None:
+        holder = self.participants.get(self.floor.holder or "")
+        return holder.video_in.latest if holder is not None else None
+
+    def _holder_language(self) -> str | None:
+        holder = self.participants.get(self.floor.holder or "")
+        return holder.language if holder is not None else None
+
+    def _update_mutes(self) -> None:
+        """Channels play the holder's own voice in the holder's language: not back to the holder."""
+        holder = self.participants.get(self.floor.holder or "")
+        for language, channel in self.channels.items():
+            channel.muted = (
+                {holder.audio_out} if holder is not None and holder.language == language else set()
+            )
+            channel.original_gain = (
+                1.0
+                if language == self._holder_language()
+                else self.settings.original_under_translation
+            )
+
+    def _on_live(self, participant_id: str, samples: Samples) -> None:
+        if participant_id != self.floor.holder:
+            return
+        for channel in self.channels.values():
+            channel.live.push(samples)
+
+    # -- floor ------------------------------------------------------------------------------
+
+    async def _on_voice(self, participant_id: str) -> None:
+        if self.floor.voice(participant_id):
+            await self._floor_changed()
+
+    async def request_floor(self, participant_id: str, secret: str) -> None:
+        self.authorize(participant_id, secret)
+        if self.floor.request(participant_id):
+            await self._floor_changed()
+
+    async def release_floor(self, participant_id: str, secret: str) -> None:
+        participant = self.authorize(participant_id, secret)
+        queued = participant_id in self.floor.queue
+        if self.floor.release(participant_id):
+            if queued:
+                self._drop_held(participant, "floor_released")
+            await self._floor_changed()
+
+    async def _floor_changed(self) -> None:
+        for channel in self.channels.values():
+            channel.live.clear()
+        self._update_mutes()
+        self.video.request_keyframe()
+        self._broadcast(self._floor_event())
+        holder = self.participants.get(self.floor.holder or "")
+        if holder is not None:
+            while holder.held:
+                segment, ended_at = holder.held.popleft()
+                await self._submit(holder, segment, ended_at)
+
+    # -- speech → jobs → events -------------------------------------------------------------
+
+    async def _on_segment(self, participant_id: str, segment: Segment, ended_at: float) -> None:
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            return
+        if participant_id == self.floor.holder:
+            await self._submit(participant, segment, ended_at)
+        elif participant_id in self.floor.queue:
+            self._hold(participant, segment, ended_at)
+        else:
+            self._drop(participant, participant.next_sequence(), "not_holding_floor")
+
+    def _hold(self, participant: Participant, segment: Segment, ended_at: float) -> None:
+        """Speech while queued waits for the floor, up to queued_speech_max_s (oldest dropped)."""
+        participant.held.append((segment, ended_at))
+        while participant.held and participant.held_s > self.settings.queued_speech_max_s:
+            participant.held.popleft()
+            self._drop(participant, participant.next_sequence(), "floor_queue_overflow")
+
+    def _drop_held(self, participant: Participant, reason: str) -> None:
+        while participant.held:
+            participant.held.popleft()
+            self._drop(participant, participant.next_sequence(), reason)
+
+    def _drop(self, participant: Participant, sequence: int, reason: str) -> None:
+        HELD_DROPPED.labels(reason).inc()
+        event = UtteranceDropped(
+            utterance_id=f"{self.id}/{participant.id}/{sequence}",
+            reason=reason,
+            speaker=participant.id,
+        )
+        participant.outbox.send(event)
+
+    def listener_languages(self, speaker: Participant) -> tuple[str, ...]:
+        """The speaker's own language (captions of the original) and every other one present."""
+        others = sorted({p.language for p in self.participants.values()} - {speaker.language})
+        return (speaker.language, *others)
+
+    async def _submit(self, speaker: Participant, segment: Segment, ended_at: float) -> None:
+        sequence = speaker.next_sequence()
+        utterance = Utterance(
+            f"{self.id}/{speaker.id}/{sequence}", speaker.id, sequence, speaker.language, segment
+        )
+        targets = self.listener_languages(speaker)
+        for language in targets[1:]:
+            self._ensure_channel(language).playout.pending_jobs += 1  # type: ignore[union-attr]
+        self.jobs_submitted += 1
+        JOBS.labels(str(len(targets))).inc()
+        await self.context.bus.submit(Job(self.id, utterance, targets, ended_at))
+
+    async def on_result(self, done: JobResult) -> None:
+        """Each target's terminal event to that language's listeners; speech to its playout."""
+        result, job = done.result, done.job
+        if result.dropped is not None:
+            speaker = self.participants.get(job.utterance.speaker)
+            if speaker is not None:
+                speaker.outbox.send(
+                    result.dropped.model_copy(update={"speaker": job.utterance.speaker})
+                )
+        for language in job.targets:
+            translation = result.translations.get(language)
+            channel = self.channels.get(language)
+            if (
+                channel is not None
+                and language != job.utterance.language
+                and channel.playout is not None
+            ):
+                channel.playout.pending_jobs = max(0, channel.playout.pending_jobs - 1)
+                if translation is not None and translation.speech is not None:
+                    channel.playout.delay.observe(
+                        result.processing_s, job.utterance.segment.duration_s
+                    )
+                    channel.playout.add(translation.speech.samples)
+            if translation is None:
+                continue
+            event = translation.event
+            if isinstance(event, CaptionFinal):
+                event = event.model_copy(update={"speech_end_at": job.speech_end_at})
+                self.transcript.append(event)
+            self._send_to_language(language, event)
+
+    def _send_to_language(self, language: str, event: RoomEvent) -> None:
+        for participant in self.participants.values():
+            if participant.language == language:
+                participant.outbox.send(event)
+
+    def _broadcast(self, event: RoomEvent) -> None:
+        for participant in self.participants.values():
+            participant.outbox.send(event)
+
+    def _floor_event(self) -> FloorChanged:
+        return FloorChanged(holder=self.floor.holder, queue=list(self.floor.queue))
+
+    def _participants_event(self) -> ParticipantsChanged:
+        return ParticipantsChanged(participants=[p.info for p in self.participants.values()])
+
+    def set_muted(self, participant_id: str, secret: str, muted: bool) -> None:
+        participant = self.authorize(participant_id, secret)
+        participant.muted = muted
+        if participant.audio_in is not None:
+            participant.audio_in.muted = muted

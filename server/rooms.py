@@ -1,0 +1,66 @@
+"""All rooms of this gateway, and the route from pipeline results back to their room."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from pipeline.bus import JobResult
+from server.errors import BadRequest, NotFound, TooMany
+from server.room import Room, RoomContext
+
+LOG = logging.getLogger(__name__)
+ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class RoomRegistry:
+    def __init__(self, context: RoomContext) -> None:
+        self.context = context
+        self.rooms: dict[str, Room] = {}
+        self.draining = False
+
+    def get(self, room_id: str) -> Room:
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise NotFound(f"no room {room_id!r}")
+        return room
+
+    def get_or_create(self, room_id: str) -> Room:
+        if not ROOM_ID.match(room_id):
+            raise BadRequest("room ids are 1-64 letters, digits, '-' or '_'")
+        room = self.rooms.get(room_id)
+        if room is not None:
+            return room
+        if len(self.rooms) >= self.context.settings.max_rooms:
+            raise TooMany(f"this server holds at most {self.context.settings.max_rooms} rooms")
+        room = Room(room_id, self.context)
+        room.start()
+        self.rooms[room_id] = room
+        return room
+
+    async def close_if_empty(self, room_id: str) -> None:
+        room = self.rooms.get(room_id)
+        if room is not None and not room.participants:
+            del self.rooms[room_id]
+            await room.close()
+
+    async def deliver(self, done: JobResult) -> None:
+        """A pipeline result, to the room that asked for it (if it still exists)."""
+        room = self.rooms.get(done.job.room_id)
+        if room is None:
+            LOG.info("result for closed room %s dropped", done.job.room_id)
+            return
+        await room.on_result(done)
+
+    async def flush_all(self) -> None:
+        """End every inbound stream's open segment, so it is submitted before the bus drains."""
+        for room in self.rooms.values():
+            for participant in room.participants.values():
+                if participant.audio_in is not None:
+                    await participant.audio_in.flush()
+
+    async def close_all(self) -> None:
+        self.draining = True
+        for room_id in list(self.rooms):
+            room = self.rooms.pop(room_id)
+            await room.close()
