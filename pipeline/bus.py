@@ -116,7 +116,7 @@ class InProcessBus(Bus):
     async def _process(self, job: Job) -> JobResult:
         try:
             result = await self.cascade.process_async(job.utterance, job.targets, self._executor)
-        except Exception as exc:  # noqa: BLE001 - the job still ends in a terminal event
+        except Exception as exc:
             return failed_result(job, f"worker error: {exc}")
         return JobResult(job, result)
 
