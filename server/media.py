@@ -51,9 +51,14 @@ class PacketTrack(MediaStreamTrack):
         self._packets: deque[Packet] = deque(maxlen=capacity)
         self._ready = asyncio.Event()
         self.delivered = 0
-        self.on_keyframe_request: Callable[[], None] | None = None
+        # A new video listener cannot decode delta frames until its first keyframe.
+        self._awaiting_keyframe = kind == "video"
 
     def push(self, packet: Packet) -> None:
+        if self._awaiting_keyframe:
+            if not packet.is_keyframe:
+                return
+            self._awaiting_keyframe = False
         if len(self._packets) == self._packets.maxlen:
             PACKETS_DROPPED.labels(self.kind).inc()
         self._packets.append(packet)
