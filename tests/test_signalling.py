@@ -1,0 +1,176 @@
+"""Signalling edge cases: every bad request is a 4xx with a clear message; state stays sane."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiortc import RTCSessionDescription
+
+from loadtest.harness import local_gateway
+from loadtest.peer import Participant
+from pipeline.models import Models
+from pipeline.settings import Settings
+from server.ice import keep_loopback_candidates, use_loopback_candidates
+
+GOOD_LOOKING = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+)
+
+
+@pytest.fixture
+async def gateway(settings: Settings, models: Models) -> AsyncIterator[str]:
+    use_loopback_candidates(True)
+    async with local_gateway(
+        settings.model_copy(update={"max_participants_per_room": 2}), models
+    ) as url:
+        yield url
+    use_loopback_candidates(False)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+def join_body(**changes: object) -> dict[str, object]:
+    return {"name": "zoe", "language": "en", "sdp": GOOD_LOOKING, "type": "offer", **changes}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (join_body(language="xx"), 400, "unknown language code 'xx'"),
+        (join_body(language="de"), 400, "not served here"),
+        (join_body(sdp="garbage"), 422, "must start with 'v=0'"),
+        (join_body(sdp="v=0\r\n"), 422, "no media section"),
+        (join_body(sdp=GOOD_LOOKING + "m=audio 9 RTP/AVP 0\r\n" * 20), 422, "at most 8"),
+        (join_body(sdp="v=0" + "x" * 70000), 422, "at most 65536"),
+        (join_body(sdp=GOOD_LOOKING), 400, "cannot use this offer"),
+        (join_body(name=""), 422, "name"),
+        (join_body(name=7), 422, "name"),
+        (join_body(type="answer"), 422, "type"),
+        ({"name": "zoe"}, 422, "language"),
+    ],
+)
+async def test_bad_join_requests_get_a_clear_4xx(
+    gateway: str, http: httpx.AsyncClient, body: dict[str, object], status: int, message: str
+) -> None:
+    response = await http.post(f"{gateway}/api/rooms/edge/join", json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    assert (await http.get(f"{gateway}/api/rooms/edge")).status_code == 404  # no half-made room
+
+
+async def test_non_json_and_bad_room_ids(gateway: str, http: httpx.AsyncClient) -> None:
+    response = await http.post(f"{gateway}/api/rooms/edge/join", content=b"\xff\xfe not json")
+    assert response.status_code == 422
+    response = await http.post(f"{gateway}/api/rooms/bad%20room!/join", json=join_body())
+    assert response.status_code == 400 and "room ids" in response.json()["detail"]
+
+
+async def test_participants_rooms_secrets_and_capacity(
+    gateway: str, http: httpx.AsyncClient
+) -> None:
+    first, second = (
+        Participant(gateway, "pair", "ana", "en"),
+        Participant(gateway, "pair", "bea", "pt"),
+    )
+    await first.join(http, speak=False)
+    await second.join(http, speak=False)
+    third = Participant(gateway, "pair", "cid", "es")
+    with pytest.raises(httpx.HTTPStatusError) as full:
+        await third.join(http, speak=False)
+    assert full.value.response.status_code == 409 and "full" in full.value.response.json()["detail"]
+    await third.close()
+    base = f"{gateway}/api/rooms/pair/participants"
+    wrong = await http.post(
+        f"{base}/{first.participant_id}/floor", json={"secret": "nope", "action": "request"}
+    )
+    assert wrong.status_code == 403
+    missing = await http.post(f"{base}/nobody/floor", json={"secret": "x", "action": "request"})
+    assert missing.status_code == 404
+    bad_action = await http.post(
+        f"{base}/{first.participant_id}/floor", json={"secret": first.secret, "action": "grab"}
+    )
+    assert bad_action.status_code == 422
+    assert (await http.get(f"{gateway}/api/rooms/nowhere")).status_code == 404
+    await first.leave(http)
+    await second.leave(http)
+
+
+async def test_floor_mute_state_and_transcript_endpoints(
+    gateway: str, http: httpx.AsyncClient
+) -> None:
+    ana, bea = Participant(gateway, "ctl", "ana", "en"), Participant(gateway, "ctl", "bea", "pt")
+    await ana.join(http)
+    await bea.join(http)
+    assert (await ana.floor(http, "request"))["holder"] == ana.participant_id
+    assert (await bea.floor(http, "request"))["queue"] == [bea.participant_id]
+    assert (await ana.floor(http, "release"))["holder"] == bea.participant_id
+    url = f"{gateway}/api/rooms/ctl/participants/{ana.participant_id}/mute"
+    assert (await http.post(url, json={"secret": ana.secret, "muted": True})).status_code == 200
+    state = (await http.get(f"{gateway}/api/rooms/ctl")).json()
+    assert {p["name"] for p in state["participants"]} == {"ana", "bea"}
+    assert state["floor"]["holder"] == bea.participant_id
+    assert (await http.get(f"{gateway}/api/rooms/ctl/transcript")).json() == []
+    languages = (await http.get(f"{gateway}/api/languages")).json()
+    assert {"en", "pt", "es"} <= {language["code"] for language in languages}
+    await ana.leave(http)
+    await bea.leave(http)
+
+
+async def test_reconnect_keeps_identity_and_renegotiation_works(
+    gateway: str, http: httpx.AsyncClient
+) -> None:
+    ana = Participant(gateway, "again", "ana", "en")
+    await ana.join(http, speak=False, video=False)
+    # A dropped connection: a new peer, same participant id and secret.
+    again = Participant(gateway, "again", "ana", "en")
+    again.participant_id, again.secret = ana.participant_id, ana.secret
+    await ana.close()
+    offer_pc = again.pc
+    offer_pc.createDataChannel("events")
+    offer_pc.addTransceiver("audio", direction="recvonly")
+    await offer_pc.setLocalDescription(await offer_pc.createOffer())
+    body = join_body(
+        sdp=offer_pc.localDescription.sdp, participant_id=ana.participant_id, secret=ana.secret
+    )
+    response = await http.post(f"{gateway}/api/rooms/again/join", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["participant_id"] == ana.participant_id
+    state = (await http.get(f"{gateway}/api/rooms/again")).json()
+    assert len(state["participants"]) == 1  # no duplicate participant
+    bad = await http.post(f"{gateway}/api/rooms/again/join", json={**body, "secret": "wrong"})
+    assert bad.status_code == 403
+    await offer_pc.setRemoteDescription(
+        RTCSessionDescription(sdp=response.json()["sdp"], type="answer")
+    )
+    # Renegotiation: the camera view is added on the same connection.
+    offer_pc.addTransceiver("video", direction="recvonly")
+    await offer_pc.setLocalDescription(await offer_pc.createOffer())
+    url = f"{gateway}/api/rooms/again/participants/{ana.participant_id}/offer"
+    renegotiated = await http.post(
+        url, json={"sdp": offer_pc.localDescription.sdp, "secret": ana.secret}
+    )
+    assert renegotiated.status_code == 200, renegotiated.text
+    assert "m=video" in renegotiated.json()["sdp"]
+    await offer_pc.setRemoteDescription(
+        RTCSessionDescription(sdp=renegotiated.json()["sdp"], type="answer")
+    )
+    await again.leave(http)
+
+
+def test_loopback_mode_drops_remote_candidates_outside_127() -> None:
+    sdp = (
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+        "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n"
+        "a=candidate:2 1 udp 2130706431 192.168.1.20 5000 typ host\r\n"
+        "a=candidate:3 1 udp 2130706431 abcd.local 5000 typ host\r\n"
+        "a=candidate:4 1 udp 1694498815 8.8.8.8 5000 typ srflx raddr 0.0.0.0 rport 0\r\n"
+    )
+    kept = keep_loopback_candidates(sdp)
+    assert "127.0.0.1" in kept
+    assert "192.168.1.20" not in kept and "abcd.local" not in kept and "8.8.8.8" not in kept
