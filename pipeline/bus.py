@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline.cascade import Cascade, CascadeResult, Translation, Utterance
-from pipeline.events import UtteranceFailed
+from pipeline.events import CaptionFinal, UtteranceFailed
 from pipeline.metrics import STAGE_FAILURES
 
 LOG = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class JobResult:
 
 
 ResultHandler = Callable[[JobResult], Awaitable[None]]
+CaptionHandler = Callable[[Job, CaptionFinal], None]
 
 
 class Bus(ABC):
@@ -78,6 +79,7 @@ class InProcessBus(Bus):
     workers: int = 1
     queue_size: int = 64
     threads: int = 2
+    on_caption: CaptionHandler | None = None
     _queue: asyncio.Queue[Job] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _executor: ThreadPoolExecutor = field(init=False)
@@ -115,10 +117,17 @@ class InProcessBus(Bus):
 
     async def _process(self, job: Job) -> JobResult:
         try:
-            result = await self.cascade.process_async(job.utterance, job.targets, self._executor)
+            early = None if self.on_caption is None else self._caption_sender(job, self.on_caption)
+            result = await self.cascade.process_async(
+                job.utterance, job.targets, self._executor, early
+            )
         except Exception as exc:
             return failed_result(job, f"worker error: {exc}")
         return JobResult(job, result)
+
+    @staticmethod
+    def _caption_sender(job: Job, handler: CaptionHandler) -> Callable[[CaptionFinal], None]:
+        return lambda caption: handler(job, caption)
 
     async def stop(self) -> None:
         """Process what is queued (bounded by the queue size), then stop the workers."""

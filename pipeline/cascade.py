@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -16,6 +17,9 @@ from pipeline.metrics import SPEECH_SECONDS, UTTERANCES, timed_stage
 from pipeline.mt.routes import RoutedTranslator
 from pipeline.segmenter import Segment
 from pipeline.tts.base import SpeechSynthesizer
+
+LOG = logging.getLogger(__name__)
+CaptionCallback = Callable[[CaptionFinal], None]
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Translation:
 
     event: CaptionFinal | UtteranceFailed
     speech: Audio | None = None
+    delivered: bool = False  # the caption already went out before the speech was made
     mt_s: float = 0.0
     tts_s: float = 0.0
 
@@ -71,7 +76,13 @@ class Cascade:
         self._min_speech_ratio = min_speech_ratio
         self._synthesize = synthesize
 
-    def process(self, utterance: Utterance, targets: Iterable[str]) -> CascadeResult:
+    def process(
+        self,
+        utterance: Utterance,
+        targets: Iterable[str],
+        on_caption: CaptionCallback | None = None,
+    ) -> CascadeResult:
+        """ASR once, then per target: MT (its caption handed to `on_caption` at once), then TTS."""
         result = CascadeResult(utterance)
         SPEECH_SECONDS.inc(utterance.segment.duration_s)
         if utterance.segment.speech_ratio < self._min_speech_ratio:
@@ -92,17 +103,38 @@ class Cascade:
         result.asr_s = asr_elapsed[0]
         if not result.transcript.is_speech:
             return self._drop(result, result.transcript.dropped_reason or "no_speech")
+        # Every caption first (they are cheap and listeners read them), then the voices.
         for target in dict.fromkeys(targets):
-            result.translations[target] = self._translate(utterance, result.transcript.text, target)
+            translation = self._translate(utterance, result.transcript.text, target)
+            result.translations[target] = translation
+            if on_caption is not None and isinstance(translation.event, CaptionFinal):
+                on_caption(translation.event)
+                translation.delivered = True
+        if self._synthesize:
+            for translation in result.translations.values():
+                self._dub(utterance, translation)
         UTTERANCES.labels("translated").inc()
         return result
 
     async def process_async(
-        self, utterance: Utterance, targets: Iterable[str], executor: Executor | None = None
+        self,
+        utterance: Utterance,
+        targets: Iterable[str],
+        executor: Executor | None = None,
+        on_caption: Callable[[CaptionFinal], None] | None = None,
     ) -> CascadeResult:
-        """The same work on an executor thread, so the event loop stays free."""
+        """The same work on an executor thread, so the event loop stays free. `on_caption` is
+        called on the event loop, as soon as each caption exists."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, self.process, utterance, list(targets))
+
+        def from_worker(event: CaptionFinal) -> None:
+            if on_caption is not None:
+                loop.call_soon_threadsafe(on_caption, event)
+
+        callback = from_worker if on_caption is not None else None
+        return await loop.run_in_executor(
+            executor, self.process, utterance, list(targets), callback
+        )
 
     def _drop(self, result: CascadeResult, reason: str) -> CascadeResult:
         result.dropped = UtteranceDropped(utterance_id=result.utterance.utterance_id, reason=reason)
@@ -112,21 +144,33 @@ class Cascade:
     def _translate(self, utterance: Utterance, text: str, target: str) -> Translation:
         if target == utterance.language:
             return Translation(self._caption(utterance, text, target, text, "original"))
-        translation = Translation(self._caption(utterance, text, target, "", ""))
         try:
             route = self._translator.planner.route(utterance.language, target)
             with timed_stage("mt", route.describe()) as mt_elapsed:
                 translated = self._translator.translate(text, utterance.language, target)
-            translation.mt_s = mt_elapsed[0]
-            if self._synthesize and translated:
-                with timed_stage("tts", target) as tts_elapsed:
-                    translation.speech = self._synthesizer.synthesize(translated, target)
-                translation.tts_s = tts_elapsed[0]
-            translation.event = self._caption(utterance, text, target, translated, route.describe())
         except Exception as exc:
-            stage: Stage = "tts" if translation.mt_s else "mt"
-            translation.event = self._failure(utterance, target, stage, exc)
-        return translation
+            return Translation(self._failure(utterance, target, "mt", exc))
+        caption = self._caption(utterance, text, target, translated, route.describe())
+        return Translation(caption, mt_s=mt_elapsed[0])
+
+    def _dub(self, utterance: Utterance, translation: Translation) -> None:
+        """Speech for a caption. A voice that fails leaves the caption (the terminal event) as it
+        is, without speech; the failure is counted in dragoman_stage_failures_total{stage="tts"}."""
+        event = translation.event
+        if (
+            not isinstance(event, CaptionFinal)
+            or event.route == "original"
+            or not event.target_text
+        ):
+            return
+        try:
+            with timed_stage("tts", event.target_language) as tts_elapsed:
+                translation.speech = self._synthesizer.synthesize(
+                    event.target_text, event.target_language
+                )
+            translation.tts_s = tts_elapsed[0]
+        except Exception:
+            LOG.exception("tts failed for %s in %s", utterance.utterance_id, event.target_language)
 
     @staticmethod
     def _caption(

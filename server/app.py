@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pipeline.bus import Bus, InProcessBus, JobResult
+from pipeline.bus import Bus, InProcessBus, Job, JobResult
 from pipeline.cascade import Cascade
 from pipeline.errors import DragomanError
+from pipeline.events import CaptionFinal
 from pipeline.languages import LANGUAGE_NAMES
 from pipeline.models import Models, segmenter_config
 from pipeline.settings import Settings
@@ -61,12 +62,17 @@ async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncItera
         assert registry is not None
         await registry.deliver(done)
 
+    def deliver_caption(job: Job, caption: CaptionFinal) -> None:
+        assert registry is not None
+        registry.deliver_caption(job, caption)
+
     bus: Bus = InProcessBus(
         cascade,
         deliver,
         settings.pipeline_workers,
         settings.bus_queue_size,
         settings.inference_threads,
+        on_caption=deliver_caption,
     )
     registry = RoomRegistry(RoomContext(settings, bus, media_executor, segmenter_config(settings)))
     app.state.registry = registry

@@ -182,10 +182,46 @@ def bench_pipeline_command(
             figures = bench_pipeline(
                 shared_models(settings), clips, lambda s: progress.update(task, description=s)
             )
+    _print_figures(figures, as_json, "bench pipeline")
+
+
+@bench_app.command("call")
+def bench_call_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    fixtures: Annotated[Path | None, typer.Option(help="folder with manifest.csv")] = None,
+    crowd: Annotated[int, typer.Option(help="listeners in the large room")] = 20,
+) -> None:
+    """Real calls on 127.0.0.1: caption and audio latency, lost finals, work per room size."""
+    import asyncio
+
+    from loadtest.bench_call import bench_call
+    from pipeline.fixtures import default_fixtures_dir, load_manifest
+    from pipeline.models import shared_models
+
+    settings = load_settings()
+    with user_errors():
+        clips = load_manifest(fixtures or default_fixtures_dir())
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), console=err, transient=True
+        ) as progress:
+            task = progress.add_task("bench", total=None)
+            figures = asyncio.run(
+                bench_call(
+                    settings,
+                    shared_models(settings),
+                    clips,
+                    lambda s: progress.update(task, description=s),
+                    crowd,
+                )
+            )
+    _print_figures(figures, as_json, "bench call")
+
+
+def _print_figures(figures: dict[str, Any], as_json: bool, title: str) -> None:
     if as_json:
         sys.stdout.write(json.dumps(figures) + "\n")
         return
-    table = Table("figure", "value", title="bench pipeline")
+    table = Table("figure", "value", title=title)
     for key, value in figures.items():
         table.add_row(key, json.dumps(value))
     out.print(table)

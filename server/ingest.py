@@ -20,7 +20,7 @@ from pipeline.audio import ASR_SAMPLE_RATE, Samples, sanitize
 from pipeline.segmenter import Segment, Segmenter
 
 LOG = logging.getLogger(__name__)
-BATCH_S = 0.1  # audio handed to the segmenter thread at a time
+BATCH_S = 0.06  # audio handed to the segmenter thread at a time
 
 
 def to_mono_float(frame: av.AudioFrame) -> Samples:

@@ -420,13 +420,19 @@ class Room:
                         result.processing_s, job.utterance.segment.duration_s
                     )
                     channel.playout.add(translation.speech.samples)
-            if translation is None:
+            if translation is None or translation.delivered:
                 continue
             event = translation.event
             if isinstance(event, CaptionFinal):
-                event = event.model_copy(update={"speech_end_at": job.speech_end_at})
-                self.transcript.append(event)
-            self._send_to_language(language, event)
+                self.deliver_caption(job, event)
+            else:
+                self._send_to_language(language, event)
+
+    def deliver_caption(self, job: Job, caption: CaptionFinal) -> None:
+        """A final caption, sent as soon as it exists (its speech follows when synthesised)."""
+        caption = caption.model_copy(update={"speech_end_at": job.speech_end_at})
+        self.transcript.append(caption)
+        self._send_to_language(caption.target_language, caption)
 
     def _send_to_language(self, language: str, event: RoomEvent) -> None:
         for participant in self.participants.values():

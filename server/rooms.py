@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-from pipeline.bus import JobResult
+from pipeline.bus import Job, JobResult
+from pipeline.events import CaptionFinal
 from server.errors import BadRequest, NotFound, TooMany
 from server.room import Room, RoomContext
 
@@ -51,6 +52,11 @@ class RoomRegistry:
             LOG.info("result for closed room %s dropped", done.job.room_id)
             return
         await room.on_result(done)
+
+    def deliver_caption(self, job: Job, caption: CaptionFinal) -> None:
+        room = self.rooms.get(job.room_id)
+        if room is not None:
+            room.deliver_caption(job, caption)
 
     async def flush_all(self) -> None:
         """End every inbound stream's open segment, so it is submitted before the bus drains."""

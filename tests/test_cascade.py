@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from pipeline.asr.base import SpeechRecognizer, Transcript
-from pipeline.audio import Samples, read_file
+from pipeline.audio import Audio, Samples, read_file
 from pipeline.cascade import Cascade, Utterance
 from pipeline.errors import StageError
 from pipeline.events import PIPELINE_EVENT, CaptionFinal, UtteranceFailed
@@ -17,6 +17,7 @@ from pipeline.models import Models
 from pipeline.mt.base import Translator
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.segmenter import Segment
+from pipeline.tts.base import SpeechSynthesizer
 from tests.conftest import clip_named, white_noise
 
 
@@ -144,3 +145,44 @@ async def test_process_async_keeps_inference_off_the_event_loop(
 )
 def test_events_parse_by_type(payload: dict[str, object]) -> None:
     assert PIPELINE_EVENT.validate_python(payload).type == payload["type"]
+
+
+class RecordingVoices(SpeechSynthesizer):
+    """Wraps the real voices, logging each synthesis into a shared timeline."""
+
+    def __init__(self, inner: SpeechSynthesizer, timeline: list[str]) -> None:
+        self.inner, self.timeline = inner, timeline
+
+    def synthesize(self, text: str, language: str) -> Audio:
+        self.timeline.append(f"tts:{language}")
+        return self.inner.synthesize(text, language)
+
+
+def test_every_caption_is_handed_out_before_any_speech_is_made(
+    models: Models, clips: list[Clip]
+) -> None:
+    timeline: list[str] = []
+    cascade = Cascade(
+        models.recognizer, models.translator, RecordingVoices(models.voices, timeline)
+    )
+    result = cascade.process(
+        utterance_of(clip_named(clips, "en_commonvoice_platforms")),
+        ["en", "pt", "es"],
+        on_caption=lambda caption: timeline.append(f"caption:{caption.target_language}"),
+    )
+    assert timeline == ["caption:en", "caption:pt", "caption:es", "tts:pt", "tts:es"]
+    assert all(t.delivered for t in result.translations.values())
+    assert result.translations["pt"].speech is not None
+
+
+def test_a_failing_voice_keeps_the_caption_without_speech(
+    models: Models, clips: list[Clip]
+) -> None:
+    class BrokenVoices(SpeechSynthesizer):
+        def synthesize(self, text: str, language: str) -> Audio:
+            raise StageError("tts", "voice crashed")
+
+    cascade = Cascade(models.recognizer, models.translator, BrokenVoices())
+    result = cascade.process(utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["pt"])
+    assert isinstance(result.translations["pt"].event, CaptionFinal)
+    assert result.translations["pt"].speech is None

@@ -1,0 +1,192 @@
+"""`dragoman bench call`: latency, lost finals and per-room work of real calls on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from prometheus_client import REGISTRY
+
+from loadtest.harness import local_gateway
+from loadtest.peer import Participant
+from pipeline.audio import read_file
+from pipeline.fixtures import Clip
+from pipeline.models import Models
+from pipeline.settings import Settings
+from server.ice import use_loopback_candidates
+
+Step = Callable[[str], None]
+TURN_PAUSE_S = 4.0  # quiet between clips, so each clip's first audio is measured on its own
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
+
+
+def _metric(name: str, labels: dict[str, str] | None = None) -> float:
+    return float(REGISTRY.get_sample_value(name, labels or {}) or 0.0)
+
+
+def _work() -> dict[str, float]:
+    """Counters of work done so far: stage calls and encoded frames."""
+    return {
+        "asr_calls": _metric(
+            "dragoman_stage_seconds_count", {"stage": "asr", "backend": "whisper"}
+        ),
+        "mt_calls": sum(
+            s.value
+            for m in REGISTRY.collect()
+            if m.name == "dragoman_stage_seconds"
+            for s in m.samples
+            if s.name.endswith("_count") and s.labels.get("stage") == "mt"
+        ),
+        "tts_calls": sum(
+            s.value
+            for m in REGISTRY.collect()
+            if m.name == "dragoman_stage_seconds"
+            for s in m.samples
+            if s.name.endswith("_count") and s.labels.get("stage") == "tts"
+        ),
+        "audio_frames_encoded": _metric("dragoman_encoded_frames_total", {"kind": "audio"}),
+        "stalls": sum(
+            s.value
+            for m in REGISTRY.collect()
+            if m.name == "dragoman_playout_stalls"
+            for s in m.samples
+            if s.name.endswith("_total")
+        ),
+    }
+
+
+def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {key: round(after[key] - before[key], 3) for key in after}
+
+
+@dataclass
+class CallResult:
+    caption_latencies: list[float]
+    audio_latencies: list[float]
+    lost_finals: int
+    packet_rates: list[float]
+    work: dict[str, float]
+    duration_s: float
+
+
+async def run_call(
+    url: str, room: str, clips: list[Clip], listeners: list[str], video: bool, step: Step
+) -> CallResult:
+    """One English speaker says each clip in turn; listeners of the given languages listen."""
+    before = _work()
+    async with httpx.AsyncClient(timeout=60) as http:
+        speaker = Participant(url, room, "speaker", "en")
+        audience = [
+            Participant(url, room, f"listener-{i}", lang) for i, lang in enumerate(listeners)
+        ]
+        await speaker.join(http, speak=True, video=video)
+        for listener in audience:
+            await listener.join(http, speak=False, video=video)
+        await asyncio.sleep(1.0)
+        started = time.time()
+        turns: list[tuple[float, float]] = []
+        assert speaker.microphone is not None
+        for clip in clips:
+            step(f"{room}: {clip.path.name}")
+            speaker.microphone.say(read_file(clip.path, 48000).samples)
+            while speaker.microphone.speaking:
+                await asyncio.sleep(0.05)
+            turns.append(speaker.microphone.spoken[-1])
+            await asyncio.sleep(TURN_PAUSE_S)
+        duration = time.time() - started
+        result = _measure(speaker, audience, turns, started, duration)
+        for person in [speaker, *audience]:
+            await person.leave(http)
+    result.work = _delta(_work(), before)
+    return result
+
+
+def _measure(
+    speaker: Participant,
+    audience: list[Participant],
+    turns: list[tuple[float, float]],
+    started: float,
+    duration: float,
+) -> CallResult:
+    utterances = {c["utterance_id"] for c in speaker.captions("en")}
+    caption_latencies, audio_latencies, rates = [], [], []
+    lost = 0
+    for listener in audience:
+        captions = {c["utterance_id"]: c for c in listener.captions()}
+        lost += len(utterances - set(captions) - _failed(listener))
+        arrival = {
+            e["utterance_id"]: at for at, e in listener.events if e["type"] == "caption.final"
+        }
+        caption_latencies += [arrival[u] - c["speech_end_at"] for u, c in captions.items()]
+        for turn_start, turn_end in turns:
+            first = min(
+                (
+                    c["speech_end_at"]
+                    for c in captions.values()
+                    if turn_start <= c["speech_end_at"] <= turn_end + 1.0
+                ),
+                default=None,
+            )
+            sound = listener.heard.first_sound_after(first) if first is not None else None
+            if first is not None and sound is not None:
+                audio_latencies.append(sound - first)
+        received = [at for at, _ in listener.heard.frames if at >= started]
+        rates.append(
+            len(received) / max(received[-1] - received[0], 1e-3) if len(received) > 1 else 0.0
+        )
+    return CallResult(caption_latencies, audio_latencies, lost, rates, {}, duration)
+
+
+def _failed(listener: Participant) -> set[str]:
+    return {e["utterance_id"] for e in listener.of_type("utterance.failed")}
+
+
+async def bench_call(
+    settings: Settings, models: Models, clips: list[Clip], step: Step, crowd: int = 20
+) -> dict[str, Any]:
+    """Latency in a 3-person room; then the same speech to 1+2 and 1+`crowd` listeners."""
+    use_loopback_candidates(True)
+    english = [c for c in clips if c.language == "en"]
+    async with local_gateway(settings, models) as url:
+        main = await run_call(url, "latency", english, ["pt", "es"], video=True, step=step)
+        small = await run_call(url, "small", english[:2], ["pt", "es"], video=False, step=step)
+        large = await run_call(
+            url,
+            "large",
+            english[:2],
+            [("pt", "es")[i % 2] for i in range(crowd)],
+            video=False,
+            step=step,
+        )
+    use_loopback_candidates(False)
+    return {
+        "caption_latency_p50_s": _quantile(main.caption_latencies, 0.5),
+        "caption_latency_p95_s": _quantile(main.caption_latencies, 0.95),
+        "audio_latency_p50_s": _quantile(main.audio_latencies, 0.5),
+        "audio_latency_p95_s": _quantile(main.audio_latencies, 0.95),
+        "lost_finals": main.lost_finals + small.lost_finals + large.lost_finals,
+        "captions_measured": len(main.caption_latencies),
+        "stalls": main.work["stalls"],
+        "work_1_plus_2": small.work,
+        "work_1_plus_crowd": large.work,
+        "crowd": crowd,
+        "audio_frames_per_s_1_plus_2": round(
+            small.work["audio_frames_encoded"] / small.duration_s, 1
+        ),
+        "audio_frames_per_s_1_plus_crowd": round(
+            large.work["audio_frames_encoded"] / large.duration_s, 1
+        ),
+        "listener_packet_rate_min": round(min(large.packet_rates + small.packet_rates), 1),
+        "listener_packet_rate_median": round(statistics.median(large.packet_rates), 1),
+    }
