@@ -10,7 +10,7 @@ APT_PACKAGES := python3-venv espeak-ng ffmpeg apertium \
 	apertium-eng-spa apertium-eng-cat apertium-es-pt apertium-fr-es \
 	apertium-spa-cat apertium-por-cat apertium-fra-cat
 
-.PHONY: setup system-packages run test lint typecheck bench clean
+.PHONY: setup system-packages run demo test lint typecheck bench clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -30,9 +30,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Until the gateway lands, "running" Dragoman is translating real speech end to end.
+# The gateway with in-process pipeline workers and the offline default models.
 run: setup
-	$(BIN)/dragoman models
+	$(BIN)/dragoman serve
+
+demo: setup
 	$(BIN)/dragoman translate $(FIXTURES)/speech/en/en_jfk_inaugural_1961.wav --to pt,es --out out/demo
 
 lint: setup
@@ -46,6 +48,7 @@ test: lint typecheck
 
 bench: setup
 	$(BIN)/dragoman bench pipeline
+	$(BIN)/dragoman bench call
 
 clean:
 	rm -rf $(VENV) out artifacts .pytest_cache .mypy_cache .ruff_cache
