@@ -36,6 +36,7 @@ class Segment:
     samples: Samples
     speech_ratio: float
     cut_at_max_length: bool = False
+    voiced_until_s: float = 0.0  # end of the last voiced frame: where the speech really ended
 
     @property
     def duration_s(self) -> float:
@@ -180,11 +181,16 @@ class Segmenter:
             start_s=first * FRAME_S,
             samples=np.concatenate(frames),
             speech_ratio=speech_frames / len(frames),
+            voiced_until_s=(first + _last_voiced(probs, self._config.threshold) + 1) * FRAME_S,
             cut_at_max_length=cut,
         )
         self._segment_count += 1
         SEGMENTS.labels("max_length" if cut else "pause").inc()
         return [segment]
+
+
+def _last_voiced(probs: list[float], threshold: float) -> int:
+    return max((i for i, p in enumerate(probs) if p >= threshold), default=len(probs) - 1)
 
 
 def segment_stream(

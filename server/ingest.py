@@ -82,10 +82,12 @@ class AudioIngest:
         await self._emit(segments)
 
     async def _emit(self, segments: list[Segment]) -> None:
-        # The segmenter has read past each segment's end; that much audio ago, the speech ended.
+        # The segmenter has read past each segment's last voiced frame: that much audio ago, the
+        # speech ended.
         now, position = time.time(), self._segmenter.position_s
         for segment in segments:
-            await self._on_segment(segment, now - max(0.0, position - segment.end_s))
+            ended = segment.voiced_until_s or segment.end_s
+            await self._on_segment(segment, now - max(0.0, position - ended))
 
     def _segment(self, frames: list[av.AudioFrame]) -> tuple[list[Segment], bool]:
         """On a worker thread: resample to 16 kHz mono and run the VAD segmenter."""

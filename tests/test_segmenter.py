@@ -247,3 +247,14 @@ def test_ten_minute_stream_with_speech_at_five_minutes(clips: list[Clip]) -> Non
         assert got.start_s == pytest.approx(offset_s + want.start_s, abs=FRAME_S + 1e-9)
         assert abs(len(got.samples) - len(want.samples)) <= FRAME_SAMPLES
     assert [s.index for s in found] == list(range(len(found)))
+
+
+def test_voiced_until_marks_the_end_of_speech_before_the_pause(clips: list[Clip]) -> None:
+    from pipeline.segmenter import FRAME_S, SegmenterConfig, segment_stream
+
+    audio = read_file(clip_named(clips, "en_commonvoice_platforms").path)
+    config = SegmenterConfig(speech_pad_ms=160)
+    for segment in segment_stream([audio.samples], SileroDetector(), config):
+        assert segment.start_s < segment.voiced_until_s <= segment.end_s
+        if not segment.cut_at_max_length and segment.end_s < audio.duration_s - 0.5:
+            assert segment.end_s - segment.voiced_until_s >= 0.16 - FRAME_S
