@@ -18,7 +18,7 @@ FRAME_S = FRAME_SAMPLES / ASR_SAMPLE_RATE
 @dataclass(frozen=True)
 class SegmenterConfig:
     threshold: float = 0.5
-    min_silence_ms: int = 400
+    min_silence_ms: int = 300
     speech_pad_ms: int = 160
     min_speech_ms: int = 250
     max_segment_s: float = 12.0

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
 
     # VAD and segmentation
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    vad_min_silence_ms: int = Field(400, ge=32, le=5000, description="pause that ends a segment")
+    vad_min_silence_ms: int = Field(300, ge=32, le=5000, description="pause that ends a segment")
     vad_speech_pad_ms: int = Field(160, ge=0, le=1000)
     vad_min_speech_ms: int = Field(250, ge=32, le=5000)
     segment_max_s: float = Field(

@@ -29,7 +29,7 @@ def test_defaults_are_valid() -> None:
     settings = Settings()
     assert settings.inference_threads == 2
     assert settings.vad_threshold == 0.5
-    assert settings.vad_min_silence_ms == 400
+    assert settings.vad_min_silence_ms == 300
     assert settings.vad_speech_pad_ms == 160
     assert settings.vad_min_speech_ms == 250
     assert settings.segment_max_s == 12.0
