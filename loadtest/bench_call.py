@@ -31,38 +31,25 @@ def _quantile(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
 
 
-def _metric(name: str, labels: dict[str, str] | None = None) -> float:
-    return float(REGISTRY.get_sample_value(name, labels or {}) or 0.0)
+def _sum(name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include `labels` (counts of histograms included)."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == name
+        for sample in metric.samples
+        if sample.name.endswith(("_count", "_total")) and labels.items() <= sample.labels.items()
+    )
 
 
 def _work() -> dict[str, float]:
     """Counters of work done so far: stage calls and encoded frames."""
     return {
-        "asr_calls": _metric(
-            "dragoman_stage_seconds_count", {"stage": "asr", "backend": "whisper"}
-        ),
-        "mt_calls": sum(
-            s.value
-            for m in REGISTRY.collect()
-            if m.name == "dragoman_stage_seconds"
-            for s in m.samples
-            if s.name.endswith("_count") and s.labels.get("stage") == "mt"
-        ),
-        "tts_calls": sum(
-            s.value
-            for m in REGISTRY.collect()
-            if m.name == "dragoman_stage_seconds"
-            for s in m.samples
-            if s.name.endswith("_count") and s.labels.get("stage") == "tts"
-        ),
-        "audio_frames_encoded": _metric("dragoman_encoded_frames_total", {"kind": "audio"}),
-        "stalls": sum(
-            s.value
-            for m in REGISTRY.collect()
-            if m.name == "dragoman_playout_stalls"
-            for s in m.samples
-            if s.name.endswith("_total")
-        ),
+        "asr_calls": _sum("dragoman_stage_seconds", stage="asr"),
+        "mt_calls": _sum("dragoman_stage_seconds", stage="mt"),
+        "tts_calls": _sum("dragoman_stage_seconds", stage="tts"),
+        "audio_frames_encoded": _sum("dragoman_encoded_frames", kind="audio"),
+        "stalls": _sum("dragoman_playout_stalls"),
     }
 
 

@@ -103,6 +103,13 @@ class ReceivedAudio:
             np.concatenate([s for _, s in self.frames]) if self.frames else np.zeros(0, np.float32)
         )
 
+    def last_sound(self, level: float = 0.01) -> float:
+        """Wall time of the latest frame louder than `level` (0 when none)."""
+        for at, samples in reversed(self.frames):
+            if float(np.sqrt(np.mean(samples**2))) > level:
+                return at
+        return 0.0
+
     def first_sound_after(self, moment: float, level: float = 0.01) -> float | None:
         for at, samples in self.frames:
             if at >= moment and float(np.sqrt(np.mean(samples**2))) > level:

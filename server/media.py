@@ -7,7 +7,6 @@ packetises without encoding, so per-listener cost is packetising and encrypting 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import logging
 import time
@@ -24,6 +23,7 @@ from prometheus_client import Counter, Gauge
 
 from pipeline.audio import Samples
 from server.playout import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Playout
+from server.tasks import BackgroundLoop
 
 LOG = logging.getLogger(__name__)
 PACKETS_DROPPED = Counter(
@@ -144,7 +144,7 @@ class LiveAudio:
         self._pending = np.zeros(0, dtype=np.float32)
 
 
-class AudioChannel:
+class AudioChannel(BackgroundLoop):
     """One language's audio: translated playout (or the live original), Opus-encoded once."""
 
     def __init__(
@@ -155,6 +155,8 @@ class AudioChannel:
         original_gain: float,
         executor: Executor,
     ) -> None:
+        super().__init__()
+        self.name = f"audio-{language}"
         self.language = language
         self.playout = playout  # None: this channel carries the original voice
         self.live = live
@@ -163,19 +165,15 @@ class AudioChannel:
         self.muted: set[PacketTrack] = set()
         self._encoder = OpusStream()
         self._executor = executor
-        self._task: asyncio.Task[None] | None = None
         self._stalls_reported = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"audio-{self.language}")
+        super().start()
         CHANNELS.labels("audio").inc()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self.running:
+            await super().stop()
             CHANNELS.labels("audio").dec()
 
     def _mix(self) -> Samples:
@@ -215,7 +213,7 @@ class AudioChannel:
             self._stalls_reported = self.playout.stalls
 
 
-class VideoChannel:
+class VideoChannel(BackgroundLoop):
     """The floor holder's camera, VP8-encoded once for every listener; keyframes on request."""
 
     def __init__(
@@ -227,6 +225,8 @@ class VideoChannel:
         height: int,
         keyframe_interval_s: float = 3.0,
     ) -> None:
+        super().__init__()
+        self.name = "video"
         self.fanout = Fanout()
         self._source = source
         self._executor = executor
@@ -237,7 +237,6 @@ class VideoChannel:
         self._index = 0
         self._keyframe_wanted = True
         self._last: av.VideoFrame | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def _new_codec(self) -> VideoCodecContext:
         codec = av.CodecContext.create("libvpx", "w")
@@ -257,15 +256,12 @@ class VideoChannel:
         self._keyframe_wanted = True
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="video")
+        super().start()
         CHANNELS.labels("video").inc()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self.running:
+            await super().stop()
             CHANNELS.labels("video").dec()
 
     def _encode(self, frame: av.VideoFrame | None, keyframe: bool) -> list[Packet]:

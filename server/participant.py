@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -19,6 +18,7 @@ from pipeline.events import FloorChanged, ParticipantInfo, ParticipantsChanged, 
 from pipeline.segmenter import Segment
 from server.ingest import AudioIngest, VideoIngest
 from server.media import PacketTrack
+from server.tasks import cancel_and_wait
 
 LOG = logging.getLogger(__name__)
 EVENTS_DROPPED = Counter(
@@ -117,9 +117,7 @@ class Participant:
         if pending:
             _, not_done = await asyncio.wait(pending, timeout=10)
             for task in not_done:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
 
 
 def event_json(event: RoomEvent) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -37,6 +36,7 @@ from server.ingest import AudioIngest
 from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
 from server.playout import DelayEstimate, Playout
+from server.tasks import cancel_and_wait
 
 LOG = logging.getLogger(__name__)
 PARTICIPANTS = Gauge("dragoman_participants", "Connected participants")
@@ -91,11 +91,8 @@ class Room:
         await self._stop_media()
 
     async def _stop_media(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        ticker, self._ticker = self._ticker, None
+        await cancel_and_wait(ticker)
         await self.video.stop()
         for channel in list(self.channels.values()):
             await channel.stop()

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
+from loadtest.harness import local_gateway
 from pipeline.audio import ASR_SAMPLE_RATE, Audio, Samples, write_wav
 from pipeline.fixtures import Clip, default_fixtures_dir, load_manifest
 from pipeline.models import Models
 from pipeline.settings import Settings
+from server.ice import use_loopback_candidates
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -46,6 +50,29 @@ def models(settings: Settings) -> Iterator[Models]:
     loaded = Models(settings)
     yield loaded
     loaded.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, models: Models) -> AsyncIterator[str]:
+    """A real gateway on a free 127.0.0.1 port, offering only loopback ICE candidates."""
+    use_loopback_candidates(True)
+    try:
+        async with local_gateway(settings, models) as url:
+            yield url
+    finally:
+        use_loopback_candidates(False)
+
+
+@pytest.fixture
+async def gateway(settings: Settings, models: Models) -> AsyncIterator[str]:
+    async with serving(settings, models) as url:
+        yield url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=60) as client:
+        yield client
 
 
 def white_noise(seconds: float, level: float = 0.1, seed: int = 0) -> Samples:

@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import numpy as np
-import pytest
 
-from loadtest.harness import local_gateway
 from loadtest.peer import Participant
 from pipeline.audio import ASR_SAMPLE_RATE, read_file, resample
 from pipeline.fixtures import Clip
 from pipeline.models import Models
 from pipeline.quality import word_errors
-from pipeline.settings import Settings
-from server.ice import use_loopback_candidates
 from tests.conftest import clip_named
-
-
-@pytest.fixture
-async def gateway(settings: Settings, models: Models) -> AsyncIterator[str]:
-    use_loopback_candidates(True)
-    async with local_gateway(settings, models) as url:
-        yield url
-    use_loopback_candidates(False)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=60) as client:
-        yield client
 
 
 def speech_48k(clips: list[Clip], name: str) -> np.ndarray:  # type: ignore[type-arg]
@@ -43,11 +25,31 @@ def from_speaker(listener: Participant, speaker: Participant) -> list[dict[str, 
     return [c for c in listener.captions() if c["speaker"] == speaker.participant_id]
 
 
-def dubbed_offline(models: Models, captions: list[dict[str, object]], language: str) -> np.ndarray:  # type: ignore[type-arg]
-    """The captions spoken one by one, as the server synthesises them, with short pauses."""
-    pause = np.zeros(14400, dtype=np.float32)
-    parts = [models.voices.synthesize(str(c["target_text"]), language).samples for c in captions]
-    return np.concatenate([piece for part in parts for piece in (part, pause)])
+def played_out(listener: Participant, quiet_s: float = 1.5) -> bool:
+    last_caption = max(
+        (at for at, e in listener.events if e["type"] == "caption.final"), default=0.0
+    )
+    last_sound = listener.heard.last_sound()
+    return time.time() - max(last_caption, last_sound) > quiet_s and last_sound > last_caption
+
+
+def envelope(audio: np.ndarray, hop: int = 480) -> np.ndarray:  # type: ignore[type-arg]
+    frames = len(audio) // hop
+    return np.sqrt(np.mean(audio[: frames * hop].reshape(frames, hop) ** 2, axis=1))
+
+
+def envelope_match(received: np.ndarray, expected: np.ndarray) -> float:  # type: ignore[type-arg]
+    """Best Pearson correlation of the expected speech's 10 ms loudness envelope, slid along
+    the received audio: near 1 when that speech arrived intact (Opus changes the waveform,
+    not the envelope)."""
+    big, small = envelope(received), envelope(expected)
+    if len(big) < len(small) or small.std() == 0:
+        return 0.0
+    windows = np.lib.stride_tricks.sliding_window_view(big, len(small))
+    centred = windows - windows.mean(axis=1, keepdims=True)
+    target = small - small.mean()
+    denominator = np.linalg.norm(centred, axis=1) * np.linalg.norm(target) + 1e-12
+    return float(np.max(centred @ target / denominator))
 
 
 def heard_wer(models: Models, said: str, audio_48k: np.ndarray, language: str) -> float:  # type: ignore[type-arg]
@@ -89,7 +91,8 @@ async def test_three_person_room_translates_for_each_listener(
     alice.microphone.say(speech_48k(clips, "en_jfk_inaugural_1961"))
     await until(lambda: not alice.microphone.speaking, 20)  # type: ignore[union-attr]
     await until(lambda: len(bruno.captions()) >= 3 and len(carla.captions()) >= 3, 15)
-    await asyncio.sleep(4.0)  # let the translated speech play out
+    # Let the translated speech play out: each listener quiet for a while after its last caption.
+    await until(lambda: all(played_out(p) for p in (bruno, carla)), 30)
     started = alice.microphone.spoken[0][0]
     for listener, language in ((bruno, "pt"), (carla, "es")):
         captions = listener.captions()
@@ -99,13 +102,15 @@ async def test_three_person_room_translates_for_each_listener(
         assert [c["sequence"] for c in captions] == sorted(c["sequence"] for c in captions)
         arrivals = [at for at, _ in listener.heard.frames if at >= started]
         assert len(arrivals) >= 0.9 * (arrivals[-1] - arrivals[0]) / 0.02  # full packet rate
-        said = " ".join(c["target_text"] for c in captions)
         heard = np.concatenate([s for at, s in listener.heard.frames if at >= started])
-        received = heard_wer(models, said, heard, language)
-        # espeak-ng's pt-br voice is hard for Whisper base even with no network in between, so the
-        # bar is 40 %, or what the same voice scores offline plus 15 points: the gateway's share.
-        offline = heard_wer(models, said, dubbed_offline(models, captions, language), language)
-        assert received <= max(0.40, offline + 0.15), (language, received, offline)
+        for caption in captions:  # each caption's own speech arrived, intact
+            expected = models.voices.synthesize(str(caption["target_text"]), language).samples
+            assert envelope_match(heard, expected) >= 0.8, caption["target_text"]
+        if language == "es":
+            # espeak-ng's pt-br voice is unintelligible to Whisper base even offline (WER ~70 %),
+            # so the word-level check is made on the Spanish listener.
+            said = " ".join(c["target_text"] for c in captions)
+            assert heard_wer(models, said, heard, language) <= 0.40
         assert listener.video_frames > 0
     assert [c["target_text"] for c in alice.captions()]  # the speaker reads their own words
     assert not bruno.of_type("utterance.failed") and not carla.of_type("utterance.failed")

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from aiortc import RTCSessionDescription
 
-from loadtest.harness import local_gateway
 from loadtest.peer import Participant
 from pipeline.models import Models
 from pipeline.settings import Settings
-from server.ice import keep_loopback_candidates, use_loopback_candidates
+from server.ice import keep_loopback_candidates
+from tests.conftest import serving
 
 GOOD_LOOKING = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
@@ -21,18 +21,8 @@ GOOD_LOOKING = (
 
 @pytest.fixture
 async def gateway(settings: Settings, models: Models) -> AsyncIterator[str]:
-    use_loopback_candidates(True)
-    async with local_gateway(
-        settings.model_copy(update={"max_participants_per_room": 2}), models
-    ) as url:
+    async with serving(settings.model_copy(update={"max_participants_per_room": 2}), models) as url:
         yield url
-    use_loopback_candidates(False)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
 
 
 def join_body(**changes: object) -> dict[str, object]:
