@@ -7,11 +7,13 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import av
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamTrack
 from prometheus_client import Counter, Gauge
@@ -75,6 +77,7 @@ class Room:
         self.transcript: deque[CaptionFinal] = deque(maxlen=TRANSCRIPT_LIMIT)
         self.jobs_submitted = 0
         self._ticker: asyncio.Task[None] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
         self.closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -93,6 +96,8 @@ class Room:
     async def _stop_media(self) -> None:
         ticker, self._ticker = self._ticker, None
         await cancel_and_wait(ticker)
+        for chore in list(self._chores):
+            await cancel_and_wait(chore)
         await self.video.stop()
         for channel in list(self.channels.values()):
             await channel.stop()
@@ -163,6 +168,32 @@ class Room:
             await self._floor_changed()
         self._broadcast(self._participants_event())
 
+    def _chore(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    def _on_dropped(self, participant: Participant, pc: RTCPeerConnection) -> None:
+        if participant.pc is pc and participant.id in self.participants and not self.closed:
+            self._chore(self._expire(participant.id, pc), f"expire-{participant.id}")
+
+    async def _expire(self, participant_id: str, pc: RTCPeerConnection) -> None:
+        """A dropped connection keeps its seat for a grace period, for a reconnection."""
+        await asyncio.sleep(self.settings.reconnect_grace_s)
+        participant = self.participants.get(participant_id)
+        if participant is not None and participant.pc is pc:
+            LOG.info("participant %s did not reconnect; removed", participant_id)
+            await self.leave(participant_id)
+
+    async def _evict(self, participant_id: str) -> None:
+        LOG.warning("participant %s is not reading its events; removed", participant_id)
+        await self.leave(participant_id)
+
+    def _send(self, participant: Participant, event: RoomEvent) -> None:
+        participant.outbox.send(event)
+        if participant.outbox.overflowing and participant.id in self.participants:
+            self._chore(self._evict(participant.id), f"evict-{participant.id}")
+
     def authorize(self, participant_id: str, secret: str) -> Participant:
         participant = self.participants.get(participant_id)
         if participant is None:
@@ -180,12 +211,20 @@ class Room:
         participant.video_out = PacketTrack("video", capacity=30)
 
         @pc.on("datachannel")
-        def on_datachannel(channel: object) -> None:
-            participant.outbox.attach(channel)  # type: ignore[arg-type]
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            participant.outbox.attach(channel)
+            # A closed event channel is the quickest sign of a vanished client (ICE consent
+            # takes ~30 s to notice).
+            channel.on("close", lambda: self._on_dropped(participant, pc))
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             self._consume(participant, track)
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._on_dropped(participant, pc)
 
         return await self._negotiate(participant, pc, offer)
 
@@ -432,13 +471,13 @@ class Room:
         self._send_to_language(caption.target_language, caption)
 
     def _send_to_language(self, language: str, event: RoomEvent) -> None:
-        for participant in self.participants.values():
+        for participant in list(self.participants.values()):
             if participant.language == language:
-                participant.outbox.send(event)
+                self._send(participant, event)
 
     def _broadcast(self, event: RoomEvent) -> None:
-        for participant in self.participants.values():
-            participant.outbox.send(event)
+        for participant in list(self.participants.values()):
+            self._send(participant, event)
 
     def _floor_event(self) -> FloorChanged:
         return FloorChanged(holder=self.floor.holder, queue=list(self.floor.queue))

@@ -107,10 +107,14 @@ def write_16k(path: Path, samples: Samples) -> Path:
 
 
 def _closed_by_aioice(task: asyncio.Task[object]) -> bool:
-    """aioice's consent check can stay pending on a cancelled transaction after its connection
-    closed (an aioice quirk, not a task of ours)."""
+    """aiortc/aioice tasks that the library itself cancelled can stay pending on a cancelled
+    future after their connection closed (a library quirk, not a task of ours)."""
     code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and code.co_name == "query_consent" and "/aioice/" in code.co_filename
+    library = code is not None and any(
+        f"/{name}/" in code.co_filename for name in ("aioice", "aiortc")
+    )
+    waiting_on = getattr(task, "_fut_waiter", None)
+    return library and waiting_on is not None and waiting_on.cancelled()
 
 
 @pytest.fixture

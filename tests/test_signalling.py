@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -21,7 +22,8 @@ GOOD_LOOKING = (
 
 @pytest.fixture
 async def gateway(settings: Settings, models: Models) -> AsyncIterator[str]:
-    async with serving(settings.model_copy(update={"max_participants_per_room": 2}), models) as url:
+    limits = {"max_participants_per_room": 2, "reconnect_grace_s": 1.0}
+    async with serving(settings.model_copy(update=limits), models) as url:
         yield url
 
 
@@ -151,6 +153,23 @@ async def test_reconnect_keeps_identity_and_renegotiation_works(
         RTCSessionDescription(sdp=renegotiated.json()["sdp"], type="answer")
     )
     await again.leave(http)
+
+
+async def test_a_vanished_participant_is_removed_after_the_grace_period(
+    gateway: str, http: httpx.AsyncClient
+) -> None:
+    ana, bea = Participant(gateway, "gone", "ana", "en"), Participant(gateway, "gone", "bea", "pt")
+    await ana.join(http, speak=False)
+    await bea.join(http, speak=False)
+    await ana.close()  # the browser tab dies: no leave request
+    for _ in range(100):
+        state = (await http.get(f"{gateway}/api/rooms/gone")).json()
+        if len(state["participants"]) == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert [p["name"] for p in state["participants"]] == ["bea"]
+    assert any(len(e["participants"]) == 1 for e in bea.of_type("participants.changed"))
+    await bea.leave(http)
 
 
 def test_loopback_mode_drops_remote_candidates_outside_127() -> None:
