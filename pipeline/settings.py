@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     video_fps: int = Field(15, ge=1, le=30)
     video_width: int = Field(640, ge=64, le=1920)
     video_height: int = Field(480, ge=64, le=1080)
-    reconnect_grace_s: float = Field(30.0, ge=0.0, le=600.0, description="a dropped peer's seat is kept")
+    reconnect_grace_s: float = Field(30.0, ge=0.0, le=600.0, description="seat kept after a drop")
     pipeline_workers: int = Field(1, ge=1, le=16, description="utterances processed at once")
     bus_queue_size: int = Field(64, ge=1, le=10_000)
 
