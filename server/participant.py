@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections import deque
@@ -118,7 +117,3 @@ class Participant:
             _, not_done = await asyncio.wait(pending, timeout=10)
             for task in not_done:
                 await cancel_and_wait(task)
-
-
-def event_json(event: RoomEvent) -> str:
-    return json.dumps(event.model_dump())
