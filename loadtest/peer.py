@@ -17,7 +17,7 @@ from typing import Any
 import av
 import httpx
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.audio import Samples
@@ -159,6 +159,15 @@ class Participant:
         answer = response.json()
         self.participant_id, self.secret = answer["participant_id"], answer["secret"]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        await self._until_connected(channel)
+
+    async def _until_connected(self, channel: RTCDataChannel, timeout_s: float = 15.0) -> None:
+        """Joined means connected: media flowing and the event channel open."""
+        deadline = time.monotonic() + timeout_s
+        while self.pc.connectionState != "connected" or channel.readyState != "open":
+            if time.monotonic() > deadline or self.pc.connectionState in ("failed", "closed"):
+                raise ConnectionError(f"{self.name}: connection {self.pc.connectionState}")
+            await asyncio.sleep(0.02)
 
     def _on_message(self, message: str | bytes) -> None:
         self.events.append((time.time(), json.loads(message)))

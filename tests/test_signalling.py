@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiortc import RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from loadtest.peer import Participant
 from pipeline.models import Models
@@ -25,6 +25,14 @@ async def gateway(settings: Settings, models: Models) -> AsyncIterator[str]:
     limits = {"max_participants_per_room": 2, "reconnect_grace_s": 1.0}
     async with serving(settings.model_copy(update=limits), models) as url:
         yield url
+
+
+async def until_connected(pc: RTCPeerConnection, timeout_s: float = 15.0) -> None:
+    for _ in range(round(timeout_s / 0.05)):
+        if pc.connectionState == "connected":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still {pc.connectionState}")
 
 
 def join_body(**changes: object) -> dict[str, object]:
@@ -140,6 +148,7 @@ async def test_reconnect_keeps_identity_and_renegotiation_works(
     await offer_pc.setRemoteDescription(
         RTCSessionDescription(sdp=response.json()["sdp"], type="answer")
     )
+    await until_connected(offer_pc)
     # Renegotiation: the camera view is added on the same connection.
     offer_pc.addTransceiver("video", direction="recvonly")
     await offer_pc.setLocalDescription(await offer_pc.createOffer())
@@ -152,6 +161,8 @@ async def test_reconnect_keeps_identity_and_renegotiation_works(
     await offer_pc.setRemoteDescription(
         RTCSessionDescription(sdp=renegotiated.json()["sdp"], type="answer")
     )
+    await asyncio.sleep(0.5)
+    assert offer_pc.connectionState == "connected"  # renegotiation kept the connection
     await again.leave(http)
 
 
