@@ -65,6 +65,7 @@ class ParticipantInfo(BaseModel):
     name: str
     language: str
     connected: bool = True
+    muted: bool = False
 
 
 class FloorChanged(_Event):
@@ -75,15 +76,35 @@ class FloorChanged(_Event):
     queue: list[str]
 
 
+class SpeakingChanged(_Event):
+    """Voice activity of one participant started or stopped (for speaking indicators)."""
+
+    type: Literal["speaking.changed"] = "speaking.changed"
+    participant: str
+    speaking: bool
+
+
 class ParticipantsChanged(_Event):
     type: Literal["participants.changed"] = "participants.changed"
     participants: list[ParticipantInfo]
 
 
 PipelineEvent = Annotated[
-    CaptionFinal | UtteranceFailed | UtteranceDropped | FloorChanged | ParticipantsChanged,
+    CaptionFinal
+    | UtteranceFailed
+    | UtteranceDropped
+    | FloorChanged
+    | ParticipantsChanged
+    | SpeakingChanged,
     Field(discriminator="type"),
 ]
 PIPELINE_EVENT: TypeAdapter[PipelineEvent] = TypeAdapter(PipelineEvent)
 TerminalEvent = CaptionFinal | UtteranceFailed
-RoomEvent = CaptionFinal | UtteranceFailed | UtteranceDropped | FloorChanged | ParticipantsChanged
+RoomEvent = (
+    CaptionFinal
+    | UtteranceFailed
+    | UtteranceDropped
+    | FloorChanged
+    | ParticipantsChanged
+    | SpeakingChanged
+)

@@ -40,7 +40,7 @@ class AudioIngest:
         segmenter: Segmenter,
         executor: Executor,
         on_live: Callable[[Samples], None],
-        on_voice: Callable[[], Awaitable[None]],
+        on_voice: Callable[[bool], Awaitable[None]],
         on_segment: Callable[[Segment, float], Awaitable[None]],
     ) -> None:
         self._segmenter = segmenter
@@ -52,6 +52,7 @@ class AudioIngest:
         self._batch: list[av.AudioFrame] = []
         self._batch_s = 0.0
         self.muted = False
+        self.speaking = False
 
     async def run(self, track: MediaStreamTrack) -> None:
         try:
@@ -77,8 +78,9 @@ class AudioIngest:
         frames, self._batch, self._batch_s = self._batch, [], 0.0
         loop = asyncio.get_running_loop()
         segments, speaking = await loop.run_in_executor(self._executor, self._segment, frames)
-        if speaking:
-            await self._on_voice()
+        if speaking or speaking != self.speaking:
+            self.speaking = speaking
+            await self._on_voice(speaking)
         await self._emit(segments)
 
     async def _emit(self, segments: list[Segment]) -> None:

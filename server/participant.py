@@ -80,18 +80,24 @@ class Participant:
     outbox: EventOutbox = field(default_factory=EventOutbox)
     audio_out: PacketTrack = field(default_factory=lambda: PacketTrack("audio", capacity=50))
     video_out: PacketTrack = field(default_factory=lambda: PacketTrack("video", capacity=30))
+    original_out: PacketTrack | None = None  # optional second audio: the holder's own voice
     audio_in: AudioIngest | None = None
     video_in: VideoIngest = field(default_factory=VideoIngest)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     sequence: int = 0
     held: deque[tuple[Segment, float]] = field(default_factory=deque)
     muted: bool = False
+    speaking: bool = False
 
     @property
     def info(self) -> ParticipantInfo:
         connected = self.pc is not None and self.pc.connectionState not in ("failed", "closed")
         return ParticipantInfo(
-            id=self.id, name=self.name, language=self.language, connected=connected
+            id=self.id,
+            name=self.name,
+            language=self.language,
+            connected=connected,
+            muted=self.muted,
         )
 
     @property

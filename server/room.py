@@ -26,6 +26,7 @@ from pipeline.events import (
     FloorChanged,
     ParticipantsChanged,
     RoomEvent,
+    SpeakingChanged,
     UtteranceDropped,
 )
 from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
@@ -209,6 +210,7 @@ class Room:
         participant.pc = pc
         participant.audio_out = PacketTrack("audio", capacity=50)
         participant.video_out = PacketTrack("video", capacity=30)
+        participant.original_out = None
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -252,17 +254,32 @@ class Room:
         for transceiver in pc.getTransceivers():
             if transceiver.sender.track is not None or transceiver.direction == "inactive":
                 continue
-            track = participant.audio_out if transceiver.kind == "audio" else participant.video_out
-            if track in (t.sender.track for t in pc.getTransceivers()):
+            track = self._next_outgoing(participant, pc, transceiver.kind)
+            if track is None:
                 continue
-            sender = pc.addTrack(track)
-            if transceiver.kind == "video":
+            sender = pc.addTrack(track)  # takes this transceiver: the first free of its kind
+            if track is participant.video_out:
                 self._forward_keyframe_requests(sender)
                 self.video.fanout.tracks.add(track)
                 self.video.request_keyframe()
-            else:
+            elif track is participant.audio_out:
                 self._ensure_channel(participant.language).fanout.tracks.add(track)
         self._update_mutes()
+
+    @staticmethod
+    def _next_outgoing(
+        participant: Participant, pc: RTCPeerConnection, kind: str
+    ) -> PacketTrack | None:
+        """First audio m-line: my language; a second one: the holder's original voice; video."""
+        sending = {t.sender.track for t in pc.getTransceivers()}
+        if kind == "video":
+            return participant.video_out if participant.video_out not in sending else None
+        if participant.audio_out not in sending:
+            return participant.audio_out
+        if participant.original_out is None:
+            participant.original_out = PacketTrack("audio", capacity=50)
+            return participant.original_out
+        return None if participant.original_out in sending else participant.original_out
 
     def _forward_keyframe_requests(self, sender: object) -> None:
         # aiortc only forces keyframes for frames it encodes itself; our packets are encoded once
@@ -283,7 +300,7 @@ class Room:
                 segmenter,
                 self.context.media_executor,
                 on_live=lambda samples: self._on_live(participant.id, samples),
-                on_voice=lambda: self._on_voice(participant.id),
+                on_voice=lambda speaking: self._on_voice(participant.id, speaking),
                 on_segment=lambda segment, ended_at: self._on_segment(
                     participant.id, segment, ended_at
                 ),
@@ -295,12 +312,13 @@ class Room:
             participant.spawn(participant.video_in.run(track), "video-in")
 
     def _unsubscribe(self, participant: Participant) -> None:
-        for channel in self.channels.values():
-            channel.fanout.tracks.discard(participant.audio_out)
-            channel.muted.discard(participant.audio_out)
-        self.video.fanout.tracks.discard(participant.video_out)
-        participant.audio_out.stop()
-        participant.video_out.stop()
+        outgoing = [participant.audio_out, participant.video_out, participant.original_out]
+        for track in [t for t in outgoing if t is not None]:
+            for channel in self.channels.values():
+                channel.fanout.tracks.discard(track)
+                channel.muted.discard(track)
+            self.video.fanout.tracks.discard(track)
+            track.stop()
 
     # -- media channels ---------------------------------------------------------------------
 
@@ -332,8 +350,25 @@ class Room:
         holder = self.participants.get(self.floor.holder or "")
         return holder.language if holder is not None else None
 
+    def _route_originals(self) -> None:
+        """Second audio tracks follow the floor: the holder's own channel, unless that is theirs."""
+        holder = self.participants.get(self.floor.holder or "")
+        for participant in self.participants.values():
+            original = participant.original_out
+            if original is None:
+                continue
+            for channel in self.channels.values():
+                channel.fanout.tracks.discard(original)
+            if (
+                holder is not None
+                and holder is not participant
+                and holder.language != participant.language
+            ):
+                self._ensure_channel(holder.language).fanout.tracks.add(original)
+
     def _update_mutes(self) -> None:
         """Channels play the holder's own voice in the holder's language: not back to the holder."""
+        self._route_originals()
         holder = self.participants.get(self.floor.holder or "")
         for language, channel in self.channels.items():
             channel.muted = (
@@ -353,8 +388,12 @@ class Room:
 
     # -- floor ------------------------------------------------------------------------------
 
-    async def _on_voice(self, participant_id: str) -> None:
-        if self.floor.voice(participant_id):
+    async def _on_voice(self, participant_id: str, speaking: bool) -> None:
+        participant = self.participants.get(participant_id)
+        if participant is not None and participant.speaking != speaking:
+            participant.speaking = speaking
+            self._broadcast(SpeakingChanged(participant=participant_id, speaking=speaking))
+        if speaking and self.floor.voice(participant_id):
             await self._floor_changed()
 
     async def request_floor(self, participant_id: str, secret: str) -> None:
@@ -490,3 +529,4 @@ class Room:
         participant.muted = muted
         if participant.audio_in is not None:
             participant.audio_in.muted = muted
+        self._broadcast(self._participants_event())
