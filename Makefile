@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FIXTURES ?= ../shared/fixtures
-APT_PACKAGES := python3-venv espeak-ng ffmpeg apertium \
+APT_PACKAGES := python3-venv espeak-ng ffmpeg chromium fonts-dejavu-core apertium \
 	apertium-eng-spa apertium-eng-cat apertium-es-pt apertium-fr-es \
 	apertium-spa-cat apertium-por-cat apertium-fra-cat
 
@@ -18,6 +18,7 @@ setup: system-packages $(VENV)/.installed
 system-packages:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:" $$missing; \
 		$(SUDO) apt-get update -qq && \
@@ -44,6 +45,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 test: lint typecheck
+	node --test client/test/
 	$(BIN)/pytest
 
 bench: setup

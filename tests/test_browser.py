@@ -1,0 +1,141 @@
+"""The browser client in Debian's Chromium (Playwright), fake devices fed from fixture WAVs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from pipeline.audio import Audio, read_file, write_wav
+from pipeline.fixtures import Clip
+from tests.conftest import ARTIFACTS, clip_named
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+BASE_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+Launch = Callable[..., Awaitable[Browser]]
+
+
+def microphone_wav(path: Path, speech: np.ndarray | None, lead_s: float = 4.0) -> Path:  # type: ignore[type-arg]
+    """What a fake microphone plays, looping: silence, then (optionally) speech, at 48 kHz."""
+    silence = np.zeros(int(lead_s * 48000), dtype=np.float32)
+    samples = silence if speech is None else np.concatenate([silence, speech, silence])
+    write_wav(path, Audio(samples, 48000))
+    return path
+
+
+@pytest.fixture
+async def launch() -> AsyncIterator[Launch]:
+    """Start Chromium with fake devices (or none, or without permission) as a test needs."""
+    async with async_playwright() as playwright, contextlib.AsyncExitStack() as stack:
+
+        async def start(
+            audio: Path | None = None, devices: bool = True, grant: bool = True
+        ) -> Browser:
+            flags = list(BASE_FLAGS)
+            if devices:
+                flags.append("--use-fake-device-for-media-stream")
+            if grant:
+                flags.append("--use-fake-ui-for-media-stream")
+            if audio is not None:
+                flags.append(f"--use-file-for-fake-audio-capture={audio}")
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+            stack.push_async_callback(browser.close)
+            return browser
+
+        yield start
+
+
+async def open_page(browser: Browser, url: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1200, "height": 820})
+    await page.goto(url)
+    return page
+
+
+async def join(page: Page, name: str, language: str) -> None:
+    await page.fill("#name", name)
+    await page.select_option("#language", language)
+    await page.click("#join")
+    await expect(page.locator("#call-screen")).to_be_visible(timeout=20_000)
+    await expect(page.locator("#connection")).to_have_text("connected", timeout=20_000)
+
+
+async def test_english_speaker_and_portuguese_listener(
+    gateway: str, launch: Launch, clips: list[Clip], tmp_path: Path
+) -> None:
+    speech = read_file(clip_named(clips, "en_commonvoice_platforms").path, 48000).samples
+    speaker = await launch(audio=microphone_wav(tmp_path / "speech.wav", speech))
+    listener = await launch(audio=microphone_wav(tmp_path / "silence.wav", None))
+    ana = await open_page(speaker, f"{gateway}/?room=browsers")
+    bruno = await open_page(listener, f"{gateway}/?room=browsers")
+    await join(bruno, "Bruno", "pt")
+    await join(ana, "Ana", "en")
+    for page in (ana, bruno):
+        await expect(page.locator("#tiles .tile")).to_have_count(2)
+        await expect(page.locator("#tiles")).to_contain_text("Ana")
+        await expect(page.locator("#tiles")).to_contain_text("Bruno")
+    caption = bruno.locator('#caption-list li.final[lang="pt"]').first
+    await expect(caption).to_contain_text("plataformas", timeout=45_000)
+    await expect(caption.locator(".source")).to_contain_text("platforms")
+    await expect(bruno.locator("#caption-live")).to_contain_text("Ana")
+    await bruno.wait_for_function("window.dragoman.maxTranslatedLevel > 0.05", timeout=15_000)
+    await expect(ana.locator('#caption-list li.final[lang="en"]').first).to_contain_text(
+        "platforms"
+    )
+    await bruno.click("#toggle-stats")
+    await expect(bruno.locator("#stats")).to_contain_text("end of speech → caption")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await bruno.screenshot(path=str(ARTIFACTS / "call-listener.png"))
+    await ana.screenshot(path=str(ARTIFACTS / "call-speaker.png"))
+    await bruno.set_viewport_size({"width": 390, "height": 844})
+    await bruno.screenshot(path=str(ARTIFACTS / "call-phone.png"), full_page=True)
+
+
+async def test_floor_mute_leave_and_rejoin_from_the_ui(
+    gateway: str, launch: Launch, tmp_path: Path
+) -> None:
+    browser = await launch(audio=microphone_wav(tmp_path / "silence.wav", None))
+    page = await open_page(browser, f"{gateway}/?room=controls")
+    await join(page, "Carla", "es")
+    await page.click("#floor")
+    await expect(page.locator("#holder-label")).to_have_text("Carla has the floor")
+    await expect(page.locator("#floor")).to_contain_text("Release floor")
+    await page.keyboard.press("f")  # the keyboard shortcut releases it again
+    await expect(page.locator("#holder-label")).to_have_text("Nobody has the floor")
+    await page.keyboard.press("m")
+    await expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("#tiles")).to_contain_text("muted")
+    await page.click("#leave")
+    await expect(page.locator("#join-screen")).to_be_visible()
+    await page.click("#join")  # rejoin with the same name and room
+    await expect(page.locator("#connection")).to_have_text("connected", timeout=20_000)
+    await expect(page.locator("#tiles .tile")).to_have_count(1)
+
+
+async def test_join_screen_errors(gateway: str, launch: Launch) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    unsupported = await open_page(await launch(), f"{gateway}/?room=errors&lang=klingon")
+    await expect(unsupported.locator("#join-error")).to_contain_text('"klingon" is not supported')
+    await unsupported.screenshot(path=str(ARTIFACTS / "join-screen.png"))
+    await unsupported.fill("#name", "Dan")
+    await unsupported.click("#join")
+    await expect(unsupported.locator("#join-error")).to_contain_text("Choose a language")
+    no_microphone = await open_page(await launch(devices=False), f"{gateway}/?room=errors")
+    await expect(no_microphone.locator("#join-error")).to_contain_text("No microphone was found")
+    denied = await open_page(await launch(grant=False), f"{gateway}/?room=errors")
+    await expect(denied.locator("#join-error")).to_contain_text("denied")
+    await denied.screenshot(path=str(ARTIFACTS / "join-denied.png"))
