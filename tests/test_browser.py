@@ -96,6 +96,13 @@ async def test_english_speaker_and_portuguese_listener(
     await expect(ana.locator('#caption-list li.final[lang="en"]').first).to_contain_text(
         "platforms"
     )
+    async with bruno.expect_download() as download:
+        await bruno.click("#download-vtt")
+    vtt = Path(await (await download.value).path()).read_text()
+    assert vtt.startswith("WEBVTT") and "plataformas" in vtt and "<v Ana>" in vtt
+    async with bruno.expect_download() as download:
+        await bruno.click("#download-json")
+    assert "platforms" in Path(await (await download.value).path()).read_text()
     await bruno.click("#toggle-stats")
     await expect(bruno.locator("#stats")).to_contain_text("end of speech → caption")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -119,6 +126,11 @@ async def test_floor_mute_leave_and_rejoin_from_the_ui(
     await page.keyboard.press("m")
     await expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
     await expect(page.locator("#tiles")).to_contain_text("muted")
+    await page.keyboard.press("v")
+    await expect(page.locator("#camera-toggle")).to_have_attribute("aria-pressed", "true")
+    await page.keyboard.press("v")  # the camera comes back on the same connection
+    await expect(page.locator("#camera-toggle")).to_have_attribute("aria-pressed", "false")
+    await expect(page.locator("#connection")).to_have_text("connected")
     await page.click("#leave")
     await expect(page.locator("#join-screen")).to_be_visible()
     await page.click("#join")  # rejoin with the same name and room
