@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -159,14 +159,13 @@ def _print_inventory(found: dict[str, Any]) -> None:
     out.print(routes)
 
 
-@bench_app.command("pipeline")
-def bench_pipeline_command(
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    fixtures: Annotated[Path | None, typer.Option(help="folder with manifest.csv")] = None,
-    per_language: Annotated[int, typer.Option(help="clips per language (0 = all)")] = 0,
+BenchRun = Callable[[Settings, Any, list[Any], Callable[[str], None]], dict[str, Any]]
+
+
+def _run_bench(
+    title: str, fixtures: Path | None, as_json: bool, run: BenchRun, per_language: int = 0
 ) -> None:
-    """Per-stage medians and τ on the speech fixtures."""
-    from pipeline.bench import bench_pipeline
+    """Load settings, models and fixture clips, run one benchmark with a live step line, print."""
     from pipeline.fixtures import default_fixtures_dir, first_per_language, load_manifest
     from pipeline.models import shared_models
 
@@ -178,11 +177,32 @@ def bench_pipeline_command(
         with Progress(
             TextColumn("{task.description}"), BarColumn(), console=err, transient=True
         ) as progress:
-            task = progress.add_task("bench", total=None)
-            figures = bench_pipeline(
-                shared_models(settings), clips, lambda s: progress.update(task, description=s)
+            task = progress.add_task(title, total=None)
+            figures = run(
+                settings,
+                shared_models(settings),
+                clips,
+                lambda s: progress.update(task, description=s),
             )
-    _print_figures(figures, as_json, "bench pipeline")
+    _print_figures(figures, as_json, title)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    fixtures: Annotated[Path | None, typer.Option(help="folder with manifest.csv")] = None,
+    per_language: Annotated[int, typer.Option(help="clips per language (0 = all)")] = 0,
+) -> None:
+    """Per-stage medians and τ on the speech fixtures."""
+    from pipeline.bench import bench_pipeline
+
+    _run_bench(
+        "bench pipeline",
+        fixtures,
+        as_json,
+        lambda _, models, clips, step: bench_pipeline(models, clips, step),
+        per_language,
+    )
 
 
 @bench_app.command("call")
@@ -195,26 +215,15 @@ def bench_call_command(
     import asyncio
 
     from loadtest.bench_call import bench_call
-    from pipeline.fixtures import default_fixtures_dir, load_manifest
-    from pipeline.models import shared_models
 
-    settings = load_settings()
-    with user_errors():
-        clips = load_manifest(fixtures or default_fixtures_dir())
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), console=err, transient=True
-        ) as progress:
-            task = progress.add_task("bench", total=None)
-            figures = asyncio.run(
-                bench_call(
-                    settings,
-                    shared_models(settings),
-                    clips,
-                    lambda s: progress.update(task, description=s),
-                    crowd,
-                )
-            )
-    _print_figures(figures, as_json, "bench call")
+    _run_bench(
+        "bench call",
+        fixtures,
+        as_json,
+        lambda settings, models, clips, step: asyncio.run(
+            bench_call(settings, models, clips, step, crowd)
+        ),
+    )
 
 
 def _print_figures(figures: dict[str, Any], as_json: bool, title: str) -> None:

@@ -144,8 +144,25 @@ class LiveAudio:
         self._pending = np.zeros(0, dtype=np.float32)
 
 
-class AudioChannel(BackgroundLoop):
+class _CountedLoop(BackgroundLoop):
+    """A media loop counted in dragoman_media_channels by its kind while it runs."""
+
+    kind = "media"
+
+    def start(self) -> None:
+        super().start()
+        CHANNELS.labels(self.kind).inc()
+
+    async def stop(self) -> None:
+        if self.running:
+            await super().stop()
+            CHANNELS.labels(self.kind).dec()
+
+
+class AudioChannel(_CountedLoop):
     """One language's audio: translated playout (or the live original), Opus-encoded once."""
+
+    kind = "audio"
 
     def __init__(
         self,
@@ -166,15 +183,6 @@ class AudioChannel(BackgroundLoop):
         self._encoder = OpusStream()
         self._executor = executor
         self._stalls_reported = 0
-
-    def start(self) -> None:
-        super().start()
-        CHANNELS.labels("audio").inc()
-
-    async def stop(self) -> None:
-        if self.running:
-            await super().stop()
-            CHANNELS.labels("audio").dec()
 
     def _mix(self) -> Samples:
         original = self.live.next_frame()
@@ -213,8 +221,10 @@ class AudioChannel(BackgroundLoop):
             self._stalls_reported = self.playout.stalls
 
 
-class VideoChannel(BackgroundLoop):
+class VideoChannel(_CountedLoop):
     """The floor holder's camera, VP8-encoded once for every listener; keyframes on request."""
+
+    kind = "video"
 
     def __init__(
         self,
@@ -254,15 +264,6 @@ class VideoChannel(BackgroundLoop):
 
     def request_keyframe(self) -> None:
         self._keyframe_wanted = True
-
-    def start(self) -> None:
-        super().start()
-        CHANNELS.labels("video").inc()
-
-    async def stop(self) -> None:
-        if self.running:
-            await super().stop()
-            CHANNELS.labels("video").dec()
 
     def _encode(self, frame: av.VideoFrame | None, keyframe: bool) -> list[Packet]:
         if frame is None:
