@@ -29,6 +29,8 @@ class Job:
     utterance: Utterance
     targets: tuple[str, ...]
     speech_end_at: float = 0.0
+    recipient: str | None = None  # all-pairs baseline: this job's events go to one participant
+    plays: bool = True  # its translated speech goes to the language's playout
 
 
 @dataclass

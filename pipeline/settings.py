@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     video_fps: int = Field(15, ge=1, le=30)
     video_width: int = Field(640, ge=64, le=1920)
     video_height: int = Field(480, ge=64, le=1080)
+    translation_mode: Literal["turn_taking", "all_pairs"] = Field(
+        "turn_taking",
+        description="all_pairs: the naive baseline, a pipeline run per listener and speaker",
+    )
     reconnect_grace_s: float = Field(30.0, ge=0.0, le=600.0, description="seat kept after a drop")
     pipeline_workers: int = Field(1, ge=1, le=16, description="utterances processed at once")
     bus_queue_size: int = Field(64, ge=1, le=10_000)

@@ -427,7 +427,9 @@ class Room:
         participant = self.participants.get(participant_id)
         if participant is None:
             return
-        if participant_id == self.floor.holder:
+        if self.settings.translation_mode == "all_pairs":
+            await self._submit_all_pairs(participant, segment, ended_at)
+        elif participant_id == self.floor.holder:
             await self._submit(participant, segment, ended_at)
         elif participant_id in self.floor.queue:
             self._hold(participant, segment, ended_at)
@@ -472,10 +474,37 @@ class Room:
         JOBS.labels(str(len(targets))).inc()
         await self.context.bus.submit(Job(self.id, utterance, targets, ended_at))
 
+    async def _submit_all_pairs(
+        self, speaker: Participant, segment: Segment, ended_at: float
+    ) -> None:
+        """The naive baseline: no floor, and a whole pipeline run for every participant."""
+        sequence = speaker.next_sequence()
+        utterance = Utterance(
+            f"{self.id}/{speaker.id}/{sequence}", speaker.id, sequence, speaker.language, segment
+        )
+        dubbed: set[str] = set()
+        for listener in list(self.participants.values()):
+            plays = listener.language != speaker.language and listener.language not in dubbed
+            if plays:
+                dubbed.add(listener.language)
+                self._ensure_channel(listener.language).playout.pending_jobs += 1  # type: ignore[union-attr]
+            self.jobs_submitted += 1
+            JOBS.labels("1").inc()
+            job = Job(
+                self.id,
+                utterance,
+                (listener.language,),
+                ended_at,
+                recipient=listener.id,
+                plays=plays,
+            )
+            await self.context.bus.submit(job)
+
     async def on_result(self, done: JobResult) -> None:
         """Each target's terminal event to that language's listeners; speech to its playout."""
         result, job = done.result, done.job
-        if result.dropped is not None:
+        own = job.recipient is None or job.recipient == job.utterance.speaker
+        if result.dropped is not None and own:
             speaker = self.participants.get(job.utterance.speaker)
             if speaker is not None:
                 speaker.outbox.send(
@@ -484,11 +513,8 @@ class Room:
         for language in job.targets:
             translation = result.translations.get(language)
             channel = self.channels.get(language)
-            if (
-                channel is not None
-                and language != job.utterance.language
-                and channel.playout is not None
-            ):
+            dubbed = job.plays and language != job.utterance.language
+            if channel is not None and dubbed and channel.playout is not None:
                 channel.playout.pending_jobs = max(0, channel.playout.pending_jobs - 1)
                 if translation is not None and translation.speech is not None:
                     channel.playout.delay.observe(
@@ -501,13 +527,20 @@ class Room:
             if isinstance(event, CaptionFinal):
                 self.deliver_caption(job, event)
             else:
-                self._send_to_language(language, event)
+                self._deliver(job, language, event)
 
     def deliver_caption(self, job: Job, caption: CaptionFinal) -> None:
         """A final caption, sent as soon as it exists (its speech follows when synthesised)."""
         caption = caption.model_copy(update={"speech_end_at": job.speech_end_at})
-        self.transcript.append(caption)
-        self._send_to_language(caption.target_language, caption)
+        if job.recipient is None or job.recipient == job.utterance.speaker or job.plays:
+            self.transcript.append(caption)
+        self._deliver(job, caption.target_language, caption)
+
+    def _deliver(self, job: Job, language: str, event: RoomEvent) -> None:
+        if job.recipient is None:
+            self._send_to_language(language, event)
+        elif (recipient := self.participants.get(job.recipient)) is not None:
+            self._send(recipient, event)
 
     def _send_to_language(self, language: str, event: RoomEvent) -> None:
         for participant in list(self.participants.values()):
