@@ -86,17 +86,36 @@ class ScriptedMicrophone(MediaStreamTrack):
 
 @dataclass
 class ReceivedAudio:
-    """What a listener heard: 48 kHz mono, with the wall time each frame arrived (bounded)."""
+    """What a listener heard: the wall time and level of each 20 ms frame, and (if kept) the
+    48 kHz mono samples; bounded to the last `max_s` seconds."""
 
     max_s: float = 600.0
+    keep_samples: bool = True
     frames: deque[tuple[float, Samples]] = field(default_factory=deque)
+    levels: deque[tuple[float, float]] = field(default_factory=deque)
     count: int = 0
 
     def add(self, at: float, samples: Samples) -> None:
-        self.frames.append((at, samples))
+        self.levels.append((at, float(np.sqrt(np.mean(samples**2)))))
+        if self.keep_samples:
+            self.frames.append((at, samples))
         self.count += 1
+        while len(self.levels) * FRAME_S > self.max_s:
+            self.levels.popleft()
         while len(self.frames) * FRAME_S > self.max_s:
             self.frames.popleft()
+
+    def onsets(self, level: float = 0.01, quiet_s: float = 0.3) -> list[float]:
+        """Wall times where sound starts after at least `quiet_s` of quiet."""
+        starts, quiet_since = [], None
+        for at, rms in self.levels:
+            if rms <= level:
+                quiet_since = at if quiet_since is None else quiet_since
+            else:
+                if quiet_since is None or at - quiet_since >= quiet_s:
+                    starts.append(at)
+                quiet_since = None
+        return starts
 
     def samples(self) -> Samples:
         return (
@@ -105,16 +124,10 @@ class ReceivedAudio:
 
     def last_sound(self, level: float = 0.01) -> float:
         """Wall time of the latest frame louder than `level` (0 when none)."""
-        for at, samples in reversed(self.frames):
-            if float(np.sqrt(np.mean(samples**2))) > level:
-                return at
-        return 0.0
+        return next((at for at, rms in reversed(self.levels) if rms > level), 0.0)
 
     def first_sound_after(self, moment: float, level: float = 0.01) -> float | None:
-        for at, samples in self.frames:
-            if at >= moment and float(np.sqrt(np.mean(samples**2))) > level:
-                return at
-        return None
+        return next((at for at, rms in self.levels if at >= moment and rms > level), None)
 
 
 @dataclass
@@ -136,11 +149,20 @@ class Participant:
     secret: str = ""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def join(self, http: httpx.AsyncClient, speak: bool = True, video: bool = True) -> None:
+    async def join(
+        self,
+        http: httpx.AsyncClient,
+        speak: bool = True,
+        video: bool = True,
+        microphone: MediaStreamTrack | None = None,
+    ) -> None:
+        """Join the room; `microphone` replaces the scripted one (e.g. pre-encoded packets)."""
         channel = self.pc.createDataChannel("events")
         channel.on("message", self._on_message)
         self.pc.on("track", self._on_track)
-        if speak:
+        if microphone is not None:
+            self.pc.addTransceiver(microphone, direction="sendrecv")
+        elif speak:
             self.microphone = ScriptedMicrophone()
             self.pc.addTransceiver(self.microphone, direction="sendrecv")
         else:

@@ -477,13 +477,13 @@ class Room:
     async def _submit_all_pairs(
         self, speaker: Participant, segment: Segment, ended_at: float
     ) -> None:
-        """The naive baseline: no floor, and a whole pipeline run for every participant."""
+        """The naive baseline: no floor, and a whole pipeline run for every listener."""
         sequence = speaker.next_sequence()
         utterance = Utterance(
             f"{self.id}/{speaker.id}/{sequence}", speaker.id, sequence, speaker.language, segment
         )
         dubbed: set[str] = set()
-        for listener in list(self.participants.values()):
+        for listener in [p for p in self.participants.values() if p is not speaker]:
             plays = listener.language != speaker.language and listener.language not in dubbed
             if plays:
                 dubbed.add(listener.language)

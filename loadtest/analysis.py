@@ -1,0 +1,145 @@
+"""From what participants saw and what the server counted, to the figures of one run."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from loadtest.metrics import Snapshot, delta
+
+TERMINAL = ("caption.final", "utterance.failed")
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
+
+
+@dataclass
+class RunFigures:
+    mode: str
+    rooms: int
+    participants: int
+    spoken_s: float
+    utterances: int
+    finals_expected: int
+    finals_received: int
+    lost: int
+    failed: int
+    caption_latency_p50_s: float | None
+    caption_latency_p95_s: float | None
+    audio_latency_p50_s: float | None
+    audio_latency_p95_s: float | None
+    stalls: float
+    cpu_s: float
+    cost_per_speech_s: float
+    asr_calls_per_speech_s: float
+    pipeline_calls_per_speech_s: float
+    stage_tau: dict[str, float]
+    rss_mb_max: float
+    packets_per_listener_s_min: float
+    caption_latencies: list[float] = field(default_factory=list)
+    rss_series: list[tuple[float, float]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _utterances(reports: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Per room: every utterance anyone got a terminal event for → its speaker."""
+    found: dict[str, dict[str, str]] = defaultdict(dict)
+    for report in reports:
+        for event in report["events"]:
+            if event["type"] in TERMINAL:
+                found[report["room"]][event["utterance_id"]] = event["utterance_id"].split("/")[1]
+    return found
+
+
+def _expected(report: dict[str, Any], utterances: dict[str, str], mode: str) -> set[str]:
+    """Utterances this participant must get a terminal event for (its own too, in turn-taking)."""
+    return {
+        u for u, speaker in utterances.items() if mode == "turn_taking" or speaker != report["id"]
+    }
+
+
+def _latencies(report: dict[str, Any]) -> tuple[list[float], list[float]]:
+    captions = [
+        e
+        for e in report["events"]
+        if e["type"] == "caption.final"
+        and e["speech_end_at"]
+        and e["utterance_id"].split("/")[1] != report["id"]
+    ]
+    caption = [e["arrival"] - e["speech_end_at"] for e in captions]
+    audio = []
+    for event in captions:
+        if event["target_language"] == report["language"]:
+            onset = next((t for t in report["onsets"] if t >= event["speech_end_at"]), None)
+            if onset is not None and onset - event["speech_end_at"] < 30:
+                audio.append(onset - event["speech_end_at"])
+    return caption, audio
+
+
+def analyse(
+    mode: str,
+    rooms: int,
+    participants: int,
+    reports: list[dict[str, Any]],
+    before: Snapshot,
+    after: Snapshot,
+    series: list[tuple[float, float, float]],
+    duration_s: float,
+) -> RunFigures:
+    utterances = _utterances(reports)
+    expected = received = failed = 0
+    caption_latencies: list[float] = []
+    audio_latencies: list[float] = []
+    for report in reports:
+        wanted = _expected(report, utterances[report["room"]], mode)
+        got = {e["utterance_id"] for e in report["events"] if e["type"] in TERMINAL}
+        expected += len(wanted)
+        received += len(wanted & got)
+        failed += sum(e["type"] == "utterance.failed" for e in report["events"])
+        caption, audio = _latencies(report)
+        caption_latencies += caption
+        audio_latencies += audio
+    spoken = sum(end - start for r in reports for start, end, _ in r["spoken"] if end)
+    stage = {
+        s: delta(after, before, "dragoman_stage_seconds_sum", stage=s) for s in ("asr", "mt", "tts")
+    }
+    calls = {
+        s: delta(after, before, "dragoman_stage_seconds_count", stage=s)
+        for s in ("asr", "mt", "tts")
+    }
+    cpu = delta(after, before, "process_cpu_seconds_total")
+    per_speech = max(spoken, 1e-9)
+    return RunFigures(
+        mode=mode,
+        rooms=rooms,
+        participants=participants,
+        spoken_s=round(spoken, 2),
+        utterances=sum(len(u) for u in utterances.values()),
+        finals_expected=expected,
+        finals_received=received,
+        lost=expected - received,
+        failed=failed,
+        caption_latency_p50_s=quantile(caption_latencies, 0.5),
+        caption_latency_p95_s=quantile(caption_latencies, 0.95),
+        audio_latency_p50_s=quantile(audio_latencies, 0.5),
+        audio_latency_p95_s=quantile(audio_latencies, 0.95),
+        stalls=delta(after, before, "dragoman_playout_stalls_total"),
+        cpu_s=round(cpu, 2),
+        cost_per_speech_s=round(cpu / per_speech, 3),
+        asr_calls_per_speech_s=round(calls["asr"] / per_speech, 3),
+        pipeline_calls_per_speech_s=round(sum(calls.values()) / per_speech, 3),
+        stage_tau={s: round(v / per_speech, 3) for s, v in stage.items()},
+        rss_mb_max=round(max((rss for _, rss, _ in series), default=0.0), 1),
+        packets_per_listener_s_min=round(
+            min((r["packets"] / max(r["listened_s"], 1e-9) for r in reports), default=0.0), 1
+        ),
+        caption_latencies=[round(v, 3) for v in caption_latencies],
+        rss_series=[(round(t, 1), round(rss, 1)) for t, rss, _ in series],
+    )

@@ -1,0 +1,232 @@
+"""`dragoman loadtest`: rooms of synthetic participants against a server, with a report.
+
+Every loop is bounded: joins ramp at a fixed rate, each run has a fixed duration plus a bounded
+drain, and worker processes are given a hard deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from loadtest.analysis import RunFigures, analyse
+from loadtest.metrics import Sampler, scrape
+from loadtest.report import summary, write_report
+from loadtest.server_process import LocalServer
+from loadtest.worker import WorkerPlan, run_worker
+
+SLO_KEYS = {
+    "caption_p50": "caption_latency_p50_s",
+    "caption_p95": "caption_latency_p95_s",
+    "audio_p95": "audio_latency_p95_s",
+    "lost": "lost",
+    "stalls": "stalls",
+    "cost": "cost_per_speech_s",
+}
+MODES = ("turn_taking", "all_pairs")
+
+
+class LoadTestError(ValueError):
+    """A bad option: reported in one line."""
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    url: str | None
+    rooms: int
+    participants: int
+    languages: list[str]
+    duration_s: float
+    mode: str
+    sweep: list[int]
+    speech_dir: Path
+    slo: dict[str, float]
+    out: Path
+    processes: int = 0
+    ramp_per_s: float = 5.0
+    drain_s: float = 60.0
+    seed: int = 7
+
+
+def parse_slo(text: str) -> dict[str, float]:
+    """'caption_p95=2.0,lost=0' → {'caption_p95': 2.0, 'lost': 0.0}."""
+    limits: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        if key not in SLO_KEYS:
+            raise LoadTestError(f"unknown SLO {key!r}; choose from {', '.join(SLO_KEYS)}")
+        try:
+            limits[key] = float(value)
+        except ValueError:
+            raise LoadTestError(f"SLO {key} needs a number, got {value!r}") from None
+    return limits
+
+
+def check_slo(runs: list[RunFigures], limits: dict[str, float]) -> dict[str, Any]:
+    """Limits apply to every turn-taking run (the product); all-pairs is only a baseline."""
+    failures = []
+    for run in [r for r in runs if r.mode == "turn_taking"]:
+        for key, limit in limits.items():
+            value = getattr(run, SLO_KEYS[key])
+            if value is None or value > limit:
+                failures.append(f"{key}={value} > {limit} (N={run.participants})")
+    return {"limits": limits, "passed": not failures, "failures": failures}
+
+
+class Progress:
+    """Live counters fed by the worker processes."""
+
+    def __init__(self, console: Console) -> None:
+        self.queue: Any = multiprocessing.Manager().Queue()
+        self.console = console
+        self.joined = 0
+        self.spoken = 0
+        self.latencies: list[float] = []
+
+    def drain(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                kind, value = self.queue.get_nowait()
+                if kind == "joined":
+                    self.joined += value
+                elif kind == "spoken":
+                    self.spoken += value
+                elif kind == "caption":
+                    self.latencies.append(value)
+
+    def table(self, label: str) -> Table:
+        table = Table(title=label)
+        for column in (
+            "participants connected",
+            "utterances spoken",
+            "captions",
+            "caption p50 (s)",
+        ):
+            table.add_column(column)
+        p50 = f"{statistics.median(self.latencies[-200:]):.2f}" if self.latencies else "–"
+        table.add_row(str(self.joined), str(self.spoken), str(len(self.latencies)), p50)
+        return table
+
+
+def _plans(config: LoadConfig, url: str, participants: int, run_id: str) -> list[WorkerPlan]:
+    processes = config.processes or max(1, min(4, (config.rooms * participants + 9) // 10))
+    processes = min(processes, config.rooms)
+    groups = [list(range(config.rooms))[i::processes] for i in range(processes)]
+    interval = processes / config.ramp_per_s
+    return [
+        WorkerPlan(
+            url,
+            run_id,
+            rooms,
+            participants,
+            config.languages,
+            config.duration_s,
+            config.speech_dir,
+            config.seed,
+            interval,
+            config.drain_s,
+        )
+        for rooms in groups
+    ]
+
+
+def run_once(
+    config: LoadConfig, url: str, mode: str, participants: int, console: Console
+) -> RunFigures:
+    """R rooms × N participants for the configured duration; then the figures of that run."""
+    run_id = f"load-{mode[:2]}{participants}-{uuid.uuid4().hex[:6]}"
+    plans = _plans(config, url, participants, run_id)
+    progress = Progress(console)
+    sampler = Sampler(url)
+    before = scrape(url)
+    sampler.start()
+    deadline_s = (
+        config.rooms * participants / config.ramp_per_s + config.duration_s + config.drain_s + 120
+    )
+    reports: list[dict[str, Any]] = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(plans), mp_context=context) as pool:
+        futures = [pool.submit(run_worker, plan, progress.queue) for plan in plans]
+        label = f"{mode}: {config.rooms} rooms × {participants} participants"
+        with Live(
+            progress.table(label), console=console, refresh_per_second=2, transient=True
+        ) as live:
+            started = time.monotonic()
+            while not all(f.done() for f in futures) and time.monotonic() - started < deadline_s:
+                wait(futures, timeout=0.5)
+                progress.drain()
+                live.update(progress.table(label))
+        for future in futures:
+            reports += future.result(timeout=max(1.0, deadline_s - (time.monotonic() - started)))
+    sampler.stop()
+    figures = analyse(
+        mode,
+        config.rooms,
+        participants,
+        reports,
+        before,
+        scrape(url),
+        sampler.series,
+        config.duration_s,
+    )
+    console.print(
+        f"{label}: lost {figures.lost}, caption p50 {figures.caption_latency_p50_s} s, "
+        f"p95 {figures.caption_latency_p95_s} s, cost {figures.cost_per_speech_s} CPU-s/speech-s",
+        highlight=False,
+    )
+    return figures
+
+
+@contextlib.contextmanager
+def server_for(config: LoadConfig, mode: str) -> Iterator[str]:
+    """The operator's server (--url), or one started here in the given mode."""
+    if config.url:
+        yield config.url.rstrip("/")
+        return
+    config.out.mkdir(parents=True, exist_ok=True)
+    with LocalServer(mode, config.out / f"server-{mode}.log") as server:
+        yield server.url
+
+
+def run(config: LoadConfig, console: Console) -> dict[str, Any]:
+    """The whole load test: one run, or both modes at every N of the sweep. Writes the report."""
+    if not config.languages:
+        raise LoadTestError("no languages given")
+    if config.sweep and config.url:
+        raise LoadTestError("--sweep starts its own servers (one per mode); leave out --url")
+    modes = MODES if config.sweep else (config.mode,)
+    sizes = config.sweep or [config.participants]
+    runs: list[RunFigures] = []
+    for mode in modes:
+        with server_for(config, mode) as url:
+            runs += [run_once(config, url, mode, size, console) for size in sizes]
+    slo = check_slo(runs, config.slo)
+    data = summary(runs, _config_json(config), slo)
+    write_report(config.out, runs, data)
+    return data
+
+
+def _config_json(config: LoadConfig) -> dict[str, Any]:
+    return {
+        "url": config.url or "started by the load tester on 127.0.0.1",
+        "rooms": config.rooms,
+        "participants": config.participants,
+        "languages": config.languages,
+        "duration_s": config.duration_s,
+        "mode": config.mode,
+        "sweep": config.sweep,
+        "speech_dir": str(config.speech_dir),
+    }

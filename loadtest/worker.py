@@ -1,0 +1,151 @@
+"""One load-generating process: the synthetic participants of some rooms, on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from loadtest.peer import Participant, ReceivedAudio
+from loadtest.schedule import Turn, conversation, room_languages
+from loadtest.speech import EncodedClip, PacketMicrophone, load_clips
+from server.ice import use_loopback_candidates
+
+QUIET_AFTER_S = 6.0  # the drain ends this long after the last event, or at drain_s
+Progress = Any  # a multiprocessing queue of (kind, value) tuples
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    url: str
+    run_id: str
+    rooms: list[int]
+    participants: int
+    languages: list[str]
+    duration_s: float
+    speech_dir: Path
+    seed: int
+    join_interval_s: float
+    drain_s: float
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host == "localhost" or host.startswith("127.")
+
+
+class LoadParticipant(Participant):
+    """A participant that speaks pre-encoded packets and keeps only the levels it heard."""
+
+    def __init__(self, url: str, room: str, name: str, language: str, progress: Progress) -> None:
+        super().__init__(url, room, name, language, heard=ReceivedAudio(keep_samples=False))
+        self.mic = PacketMicrophone()
+        self.progress = progress
+
+    def _on_message(self, message: str | bytes) -> None:
+        super()._on_message(message)
+        at, event = self.events[-1]
+        if event["type"] == "caption.final" and event.get("speech_end_at"):
+            self.progress.put(("caption", at - event["speech_end_at"]))
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "room": self.room,
+            "name": self.name,
+            "id": self.participant_id,
+            "language": self.language,
+            "spoken": self.mic.spoken,
+            "events": [
+                {
+                    **{
+                        k: e.get(k)
+                        for k in (
+                            "type",
+                            "utterance_id",
+                            "speaker",
+                            "target_language",
+                            "speech_end_at",
+                            "emitted_at",
+                            "reason",
+                        )
+                    },
+                    "arrival": at,
+                }
+                for at, e in self.events
+                if e["type"] in ("caption.final", "utterance.failed", "utterance.dropped")
+            ],
+            "onsets": self.heard.onsets(),
+            "packets": self.heard.count,
+            "listened_s": self.heard.levels[-1][0] - self.heard.levels[0][0]
+            if self.heard.levels
+            else 0.0,
+        }
+
+
+async def _play(room: list[LoadParticipant], turns: list[Turn], progress: Progress) -> None:
+    started = time.monotonic()
+    for turn in sorted(turns, key=lambda t: t.at_s):
+        await asyncio.sleep(max(0.0, started + turn.at_s - time.monotonic()))
+        room[turn.speaker].mic.say(turn.clip)
+        progress.put(("spoken", 1))
+    while any(p.mic.speaking for p in room):
+        await asyncio.sleep(0.1)
+
+
+async def _drain(people: list[LoadParticipant], drain_s: float) -> None:
+    """Wait for the last finals: until nothing arrived for a while, bounded by drain_s."""
+    deadline = time.monotonic() + drain_s
+    while time.monotonic() < deadline:
+        latest = max((at for p in people for at, _ in p.events), default=0.0)
+        if time.time() - latest > QUIET_AFTER_S:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def _run(plan: WorkerPlan, progress: Progress) -> list[dict[str, Any]]:
+    if _is_loopback(plan.url):
+        use_loopback_candidates(True)
+    clips: dict[str, list[EncodedClip]] = load_clips(plan.speech_dir, plan.languages)
+    rooms: dict[int, list[LoadParticipant]] = {}
+    async with httpx.AsyncClient(timeout=60) as http:
+        try:
+            for index in plan.rooms:
+                languages = room_languages(plan.participants, plan.languages)
+                rooms[index] = []
+                for number, language in enumerate(languages):
+                    room_id = f"{plan.run_id}-{index}"
+                    person = LoadParticipant(plan.url, room_id, f"p{number}", language, progress)
+                    await person.join(http, video=False, microphone=person.mic)
+                    rooms[index].append(person)
+                    progress.put(("joined", 1))
+                    await asyncio.sleep(plan.join_interval_s)
+            schedules = [
+                conversation(
+                    room_languages(plan.participants, plan.languages),
+                    clips,
+                    plan.duration_s,
+                    plan.seed + index,
+                )
+                for index in plan.rooms
+            ]
+            await asyncio.gather(
+                *(_play(rooms[i], s, progress) for i, s in zip(plan.rooms, schedules, strict=True))
+            )
+            everyone = [p for room in rooms.values() for p in room]
+            await _drain(everyone, plan.drain_s)
+            return [p.report() for p in everyone]
+        finally:
+            for person in [p for room in rooms.values() for p in room]:
+                with contextlib.suppress(Exception):
+                    await person.leave(http)
+
+
+def run_worker(plan: WorkerPlan, progress: Progress) -> list[dict[str, Any]]:
+    """Entry point of a load process (spawned)."""
+    return asyncio.run(_run(plan, progress))
