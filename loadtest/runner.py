@@ -122,6 +122,9 @@ class Progress:
 
 
 def _plans(config: LoadConfig, url: str, participants: int, run_id: str) -> list[WorkerPlan]:
+    # A sweep compares room sizes: the same speakers say the same things at every N, and the
+    # participants added are listeners.
+    speakers = len(config.languages) if config.sweep else None
     processes = config.processes or max(1, min(4, (config.rooms * participants + 9) // 10))
     processes = min(processes, config.rooms)
     groups = [list(range(config.rooms))[i::processes] for i in range(processes)]
@@ -138,6 +141,7 @@ def _plans(config: LoadConfig, url: str, participants: int, run_id: str) -> list
             config.seed,
             interval,
             config.drain_s,
+            speakers,
         )
         for rooms in groups
     ]

@@ -27,18 +27,21 @@ def conversation(
     seed: int,
     overlap: float = 0.25,
     pause_s: tuple[float, float] = (1.0, 3.0),
+    speakers: int | None = None,
 ) -> list[Turn]:
     """Turns for one room: one speaker at a time, with a pause after each, and with
-    probability `overlap` a second speaker starting within half a second (a contested floor)."""
+    probability `overlap` a second speaker starting within half a second (a contested floor).
+    `speakers` limits who talks to the first few participants (the rest only listen)."""
     chooser = random.Random(seed)
-    speakers = [i for i, language in enumerate(languages) if clips.get(language)]
+    talkers = languages[:speakers] if speakers else languages
+    speakers_ = [i for i, language in enumerate(talkers) if clips.get(language)]
     turns: list[Turn] = []
     now = chooser.uniform(0.0, 1.0)
-    while speakers and now < duration_s:
-        speaker = chooser.choice(speakers)
+    while speakers_ and now < duration_s:
+        speaker = chooser.choice(speakers_)
         clip = chooser.choice(clips[languages[speaker]])
         turns.append(Turn(now, speaker, clip))
-        others = [s for s in speakers if s != speaker]
+        others = [s for s in speakers_ if s != speaker]
         if others and chooser.random() < overlap:
             rival = chooser.choice(others)
             turns.append(

@@ -33,6 +33,7 @@ class WorkerPlan:
     seed: int
     join_interval_s: float
     drain_s: float
+    speakers: int | None = None  # only the first few participants of a room talk
 
 
 def _is_loopback(url: str) -> bool:
@@ -131,6 +132,7 @@ async def _run(plan: WorkerPlan, progress: Progress) -> list[dict[str, Any]]:
                     clips,
                     plan.duration_s,
                     plan.seed + index,
+                    speakers=plan.speakers,
                 )
                 for index in plan.rooms
             ]

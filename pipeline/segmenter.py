@@ -13,6 +13,8 @@ from pipeline.metrics import SEGMENTS
 from pipeline.vad import FRAME_SAMPLES, VoiceActivityDetector
 
 FRAME_S = FRAME_SAMPLES / ASR_SAMPLE_RATE
+SILENCE_FLOOR = 10 ** (-70 / 20)  # peak below -70 dBFS
+SILENCE_SETTLE_FRAMES = 16  # ~0.5 s: enough for the model's state to settle on silence
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)
         self._frame_index = 0
         self._segment_count = 0
+        self._silent_run = 0
         self._pad: deque[tuple[Samples, float]] = deque(
             maxlen=self._config.frames(self._config.speech_pad_ms)
         )
@@ -111,7 +114,12 @@ class Segmenter:
         return replace(segment, samples=segment.samples[: max(stream_end - start, 0)])
 
     def _on_frame(self, frame: Samples) -> list[Segment]:
-        prob = self._vad.speech_probability(frame)
+        # Long digital silence (a muted or idle microphone) is not speech: once the model has
+        # seen enough of it to settle, skip it.
+        silent = float(np.max(np.abs(frame))) < SILENCE_FLOOR
+        self._silent_run = self._silent_run + 1 if silent else 0
+        settled = self._silent_run > SILENCE_SETTLE_FRAMES
+        prob = 0.0 if settled else self._vad.speech_probability(frame)
         self._frame_index += 1
         if self._open is None:
             return self._while_silent(frame, prob)

@@ -1,0 +1,162 @@
+"""The load tester: real runs against a server it starts on 127.0.0.1, and its arithmetic."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtest.analysis import analyse
+from loadtest.runner import LoadTestError, check_slo, parse_slo
+from loadtest.schedule import conversation, room_languages
+from loadtest.speech import EncodedClip
+from pipeline.settings import Settings
+
+DRAGOMAN = str(Path(sys.executable).with_name("dragoman"))
+
+
+def loadtest(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DRAGOMAN_CACHE_DIR": str(settings.cache_dir)}
+    return subprocess.run(
+        [DRAGOMAN, "loadtest", *args], capture_output=True, text=True, env=env, timeout=900
+    )
+
+
+def test_short_run_loses_nothing_and_writes_the_report(settings: Settings, tmp_path: Path) -> None:
+    result = loadtest(
+        settings,
+        "--rooms",
+        "2",
+        "--participants",
+        "3",
+        "--duration",
+        "20",
+        "--out",
+        str(tmp_path),
+        "--slo",
+        "lost=0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["lost"] == 0
+    for key in ("caption_latency_p50_s", "caption_latency_p95_s", "audio_latency_p95_s", "stalls"):
+        assert key in summary
+    assert summary["caption_latency_p50_s"] > 0
+    run = summary["runs"][0]
+    assert run["utterances"] >= 2 and run["finals_received"] == run["finals_expected"] > 0
+    assert run["packets_per_listener_s_min"] >= 45  # every listener at (nearly) 50 packets/s
+    assert summary["cost_per_speech_s"]["turn_taking"]["3"] > 0
+    assert summary["slo"]["passed"] is True
+    report = (tmp_path / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 3
+
+
+def test_sweep_shows_linear_turn_taking_against_quadratic_all_pairs(
+    settings: Settings, tmp_path: Path
+) -> None:
+    result = loadtest(
+        settings,
+        "--sweep",
+        "2,4,8",
+        "--rooms",
+        "1",
+        "--duration",
+        "10",
+        "--languages",
+        "en,pt",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    work = json.loads((tmp_path / "summary.json").read_text())["work"]
+    turn_taking = [work["turn_taking"][n]["pipeline_calls_per_speech_s"] for n in ("2", "4", "8")]
+    assert max(turn_taking) <= 1.2 * min(turn_taking)  # flat within ±20 %
+    all_pairs = {n: work["all_pairs"][str(n)]["asr_calls_per_speech_s"] for n in (2, 4, 8)}
+    for n in (4, 8):  # a pipeline per listener: at least proportional to N − 1
+        assert all_pairs[n] >= 0.9 * (n - 1) * all_pairs[2]
+    assert work["all_pairs"]["8"]["pipeline_calls_per_speech_s"] > 3 * turn_taking[2]
+
+
+def test_bad_options_are_one_line_errors(settings: Settings, tmp_path: Path) -> None:
+    for args, message in (
+        (["--slo", "speed=3"], "unknown SLO 'speed'"),
+        (["--mode", "chaos"], "unknown mode 'chaos'"),
+        (["--languages", "xx"], "unknown language code"),
+        (["--sweep", "2,4", "--url", "http://127.0.0.1:1"], "leave out --url"),
+    ):
+        result = loadtest(settings, *args, "--out", str(tmp_path))
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def clips() -> dict[str, list[EncodedClip]]:
+    return {
+        "en": [EncodedClip("a", "en", 3.0, ()), EncodedClip("b", "en", 5.0, ())],
+        "pt": [EncodedClip("c", "pt", 4.0, ())],
+    }
+
+
+def test_schedule_is_deterministic_bounded_and_sometimes_contested() -> None:
+    languages = room_languages(5, ["en", "pt", "es"])
+    assert languages == ["en", "pt", "es", "en", "pt"]
+    turns = conversation(languages, clips(), duration_s=120, seed=3)
+    assert turns == conversation(languages, clips(), duration_s=120, seed=3)
+    assert all(t.at_s + t.clip.duration_s <= 125 for t in turns)
+    assert all(languages[t.speaker] == t.clip.language for t in turns)
+    assert 2 not in {t.speaker for t in turns}  # no Spanish clips: that participant only listens
+    starts = sorted(t.at_s for t in turns)
+    assert any(b - a < 0.5 for a, b in itertools.pairwise(starts))  # contested floors happen
+    assert {t.speaker for t in conversation(languages, clips(), 120, 3, speakers=2)} <= {0, 1}
+
+
+def test_slo_parsing_and_checking() -> None:
+    assert parse_slo("caption_p95=2.0, lost=0") == {"caption_p95": 2.0, "lost": 0.0}
+    with pytest.raises(LoadTestError, match="needs a number"):
+        parse_slo("lost=none")
+    figures = analyse("turn_taking", 1, 2, [], {}, {}, [], 10.0)
+    verdict = check_slo([figures], {"lost": 0, "caption_p95": 2.0})
+    assert not verdict["passed"] and "caption_p95=None" in verdict["failures"][0]
+
+
+def test_lost_finals_are_counted_by_utterance_and_listener() -> None:
+    def event(kind: str, utterance: str, at: float = 10.0) -> dict[str, object]:
+        return {
+            "type": kind,
+            "utterance_id": utterance,
+            "target_language": "pt",
+            "speech_end_at": 9.0,
+            "arrival": at,
+        }
+
+    speaker = {
+        "room": "r",
+        "id": "s",
+        "language": "en",
+        "spoken": [(0.0, 3.0, "a")],
+        "onsets": [],
+        "packets": 100,
+        "listened_s": 2.0,
+        "events": [event("caption.final", "r/s/0"), event("caption.final", "r/s/1")],
+    }
+    listener = {
+        **speaker,
+        "id": "l",
+        "language": "pt",
+        "spoken": [],
+        "onsets": [9.8],
+        "events": [event("caption.final", "r/s/0", 10.2), event("utterance.failed", "r/s/1")],
+    }
+    late = {**listener, "id": "m", "events": [event("caption.final", "r/s/1", 11.0)]}
+    figures = analyse("turn_taking", 1, 3, [speaker, listener, late], {}, {}, [], 10.0)
+    assert (figures.finals_expected, figures.finals_received, figures.lost, figures.failed) == (
+        6,
+        5,
+        1,
+        1,
+    )
+    assert figures.caption_latency_p50_s == 1.2 and figures.audio_latency_p50_s == 0.8
