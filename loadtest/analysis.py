@@ -41,6 +41,7 @@ class RunFigures:
     stage_tau: dict[str, float]
     rss_mb_max: float
     packets_per_listener_s_min: float
+    rss_per_participant_mb: float | None = None
     caption_latencies: list[float] = field(default_factory=list)
     rss_series: list[tuple[float, float]] = field(default_factory=list)
 

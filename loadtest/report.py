@@ -126,6 +126,7 @@ def _table(runs: list[RunFigures]) -> str:
         "cost_per_speech_s",
         "pipeline_calls_per_speech_s",
         "rss_mb_max",
+        "rss_per_participant_mb",
     ]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     rows = "".join(

@@ -13,7 +13,6 @@ import statistics
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from rich.live import Live
 from rich.table import Table
 
 from loadtest.analysis import RunFigures, analyse
-from loadtest.metrics import Sampler, scrape
+from loadtest.metrics import Sampler, Snapshot, scrape, total
 from loadtest.report import summary, write_report
 from loadtest.server_process import LocalServer
-from loadtest.worker import WorkerPlan, run_worker
+from loadtest.worker import WorkerPlan, worker_entry
 
 SLO_KEYS = {
     "caption_p50": "caption_latency_p50_s",
@@ -59,6 +58,8 @@ class LoadConfig:
     ramp_per_s: float = 5.0
     drain_s: float = 60.0
     seed: int = 7
+    speakers: int = 0  # 0: everyone talks (a sweep: one per language)
+    overlap: float = 0.25
 
 
 def parse_slo(text: str) -> dict[str, float]:
@@ -121,30 +122,40 @@ class Progress:
         return table
 
 
+PEERS_PER_PROCESS = 8  # an event loop holds about ten duplex audio peers (DESIGN.md)
+
+
 def _plans(config: LoadConfig, url: str, participants: int, run_id: str) -> list[WorkerPlan]:
+    """Participants spread over processes (a room may span several); joins ramp at the set
+    rate; all conversations start together once everyone has joined."""
+    members = [(room, number) for number in range(participants) for room in range(config.rooms)]
+    processes = config.processes or min(8, -(-len(members) // PEERS_PER_PROCESS))
     # A sweep compares room sizes: the same speakers say the same things at every N, and the
     # participants added are listeners.
-    speakers = len(config.languages) if config.sweep else None
-    processes = config.processes or max(1, min(4, (config.rooms * participants + 9) // 10))
-    processes = min(processes, config.rooms)
-    groups = [list(range(config.rooms))[i::processes] for i in range(processes)]
-    interval = processes / config.ramp_per_s
+    speakers = config.speakers or (len(config.languages) if config.sweep else None)
+    start_at = time.time() + len(members) / config.ramp_per_s + 15.0
     return [
         WorkerPlan(
             url,
             run_id,
-            rooms,
+            members[i::processes],
             participants,
             config.languages,
             config.duration_s,
             config.speech_dir,
             config.seed,
-            interval,
+            processes / config.ramp_per_s,
             config.drain_s,
+            start_at,
             speakers,
+            config.overlap,
         )
-        for rooms in groups
+        for i in range(processes)
     ]
+
+
+def _deadline_s(config: LoadConfig, plans: list[WorkerPlan]) -> float:
+    return max(0.0, plans[0].start_at - time.time()) + config.duration_s + config.drain_s + 120
 
 
 def run_once(
@@ -154,28 +165,42 @@ def run_once(
     run_id = f"load-{mode[:2]}{participants}-{uuid.uuid4().hex[:6]}"
     plans = _plans(config, url, participants, run_id)
     progress = Progress(console)
+    results: Any = multiprocessing.get_context("spawn").Queue()
     sampler = Sampler(url)
     before = scrape(url)
+    joined_at: list[Snapshot] = []
     sampler.start()
-    deadline_s = (
-        config.rooms * participants / config.ramp_per_s + config.duration_s + config.drain_s + 120
-    )
-    reports: list[dict[str, Any]] = []
+    label = f"{mode}: {config.rooms} rooms × {participants} participants"
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(plans), mp_context=context) as pool:
-        futures = [pool.submit(run_worker, plan, progress.queue) for plan in plans]
-        label = f"{mode}: {config.rooms} rooms × {participants} participants"
-        with Live(
-            progress.table(label), console=console, refresh_per_second=2, transient=True
-        ) as live:
-            started = time.monotonic()
-            while not all(f.done() for f in futures) and time.monotonic() - started < deadline_s:
-                wait(futures, timeout=0.5)
-                progress.drain()
-                live.update(progress.table(label))
-        for future in futures:
-            reports += future.result(timeout=max(1.0, deadline_s - (time.monotonic() - started)))
+    workers = [
+        context.Process(target=worker_entry, args=(plan, progress.queue, results)) for plan in plans
+    ]
+    for worker in workers:
+        worker.start()
+    reports: list[dict[str, Any]] = []
+    errors: list[str] = []
+    finished = 0
+    deadline = time.monotonic() + _deadline_s(config, plans)
+    with Live(progress.table(label), console=console, refresh_per_second=2, transient=True) as live:
+        while finished < len(workers) and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                kind, value = results.get(timeout=0.5)
+                finished += 1
+                (reports.extend if kind == "ok" else errors.append)(value)
+            progress.drain()
+            live.update(progress.table(label))
+            if not joined_at and progress.joined >= config.rooms * participants:
+                joined_at.append(scrape(url))
+    for worker in workers:
+        worker.join(timeout=5)
+        if worker.is_alive():
+            worker.terminate()
     sampler.stop()
+    if errors or finished < len(workers):
+        missing = (
+            f"{len(workers) - finished} of {len(workers)} load processes gave no report in time"
+        )
+        raise LoadTestError("load test failed: " + ("; ".join(errors) or missing))
     figures = analyse(
         mode,
         config.rooms,
@@ -186,6 +211,11 @@ def run_once(
         sampler.series,
         config.duration_s,
     )
+    if joined_at:
+        grown = total(joined_at[0], "process_resident_memory_bytes") - total(
+            before, "process_resident_memory_bytes"
+        )
+        figures.rss_per_participant_mb = round(grown / 2**20 / (config.rooms * participants), 2)
     console.print(
         f"{label}: lost {figures.lost}, caption p50 {figures.caption_latency_p50_s} s, "
         f"p95 {figures.caption_latency_p95_s} s, cost {figures.cost_per_speech_s} CPU-s/speech-s",
@@ -233,4 +263,6 @@ def _config_json(config: LoadConfig) -> dict[str, Any]:
         "mode": config.mode,
         "sweep": config.sweep,
         "speech_dir": str(config.speech_dir),
+        "speakers": config.speakers,
+        "overlap": config.overlap,
     }

@@ -23,9 +23,11 @@ Progress = Any  # a multiprocessing queue of (kind, value) tuples
 
 @dataclass(frozen=True)
 class WorkerPlan:
+    """The participants one process drives: (room index, participant number) pairs."""
+
     url: str
     run_id: str
-    rooms: list[int]
+    members: list[tuple[int, int]]
     participants: int
     languages: list[str]
     duration_s: float
@@ -33,7 +35,9 @@ class WorkerPlan:
     seed: int
     join_interval_s: float
     drain_s: float
+    start_at: float  # wall clock: every process starts its rooms' conversations together
     speakers: int | None = None  # only the first few participants of a room talk
+    overlap: float = 0.25  # chance that a second speaker starts at once
 
 
 def _is_loopback(url: str) -> bool:
@@ -89,13 +93,17 @@ class LoadParticipant(Participant):
         }
 
 
-async def _play(room: list[LoadParticipant], turns: list[Turn], progress: Progress) -> None:
-    started = time.monotonic()
+async def _play(
+    room: dict[int, LoadParticipant], turns: list[Turn], start_at: float, progress: Progress
+) -> None:
+    """Say this process's share of a room's turns at their times; bounded in time."""
     for turn in sorted(turns, key=lambda t: t.at_s):
-        await asyncio.sleep(max(0.0, started + turn.at_s - time.monotonic()))
-        room[turn.speaker].mic.say(turn.clip)
-        progress.put(("spoken", 1))
-    while any(p.mic.speaking for p in room):
+        await asyncio.sleep(max(0.0, start_at + turn.at_s - time.time()))
+        if turn.speaker in room:
+            room[turn.speaker].mic.say(turn.clip)
+            progress.put(("spoken", 1))
+    deadline = time.monotonic() + 60
+    while any(p.mic.speaking for p in room.values()) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
 
 
@@ -113,39 +121,48 @@ async def _run(plan: WorkerPlan, progress: Progress) -> list[dict[str, Any]]:
     if _is_loopback(plan.url):
         use_loopback_candidates(True)
     clips: dict[str, list[EncodedClip]] = load_clips(plan.speech_dir, plan.languages)
-    rooms: dict[int, list[LoadParticipant]] = {}
+    languages = room_languages(plan.participants, plan.languages)
+    rooms: dict[int, dict[int, LoadParticipant]] = {}
     async with httpx.AsyncClient(timeout=60) as http:
         try:
-            for index in plan.rooms:
-                languages = room_languages(plan.participants, plan.languages)
-                rooms[index] = []
-                for number, language in enumerate(languages):
-                    room_id = f"{plan.run_id}-{index}"
-                    person = LoadParticipant(plan.url, room_id, f"p{number}", language, progress)
-                    await person.join(http, video=False, microphone=person.mic)
-                    rooms[index].append(person)
-                    progress.put(("joined", 1))
-                    await asyncio.sleep(plan.join_interval_s)
-            schedules = [
-                conversation(
-                    room_languages(plan.participants, plan.languages),
+            for room, number in plan.members:
+                room_id = f"{plan.run_id}-{room}"
+                person = LoadParticipant(
+                    plan.url, room_id, f"p{number}", languages[number], progress
+                )
+                await person.join(http, video=False, microphone=person.mic)
+                rooms.setdefault(room, {})[number] = person
+                progress.put(("joined", 1))
+                await asyncio.sleep(plan.join_interval_s)
+            schedules = {
+                room: conversation(
+                    languages,
                     clips,
                     plan.duration_s,
-                    plan.seed + index,
+                    plan.seed + room,
+                    overlap=plan.overlap,
                     speakers=plan.speakers,
                 )
-                for index in plan.rooms
-            ]
+                for room in rooms
+            }
             await asyncio.gather(
-                *(_play(rooms[i], s, progress) for i, s in zip(plan.rooms, schedules, strict=True))
+                *(_play(rooms[r], s, plan.start_at, progress) for r, s in schedules.items())
             )
-            everyone = [p for room in rooms.values() for p in room]
+            everyone = [p for room in rooms.values() for p in room.values()]
             await _drain(everyone, plan.drain_s)
             return [p.report() for p in everyone]
         finally:
-            for person in [p for room in rooms.values() for p in room]:
+            for person in [p for room in rooms.values() for p in room.values()]:
                 with contextlib.suppress(Exception):
-                    await person.leave(http)
+                    await asyncio.wait_for(person.leave(http), timeout=10)
+
+
+def worker_entry(plan: WorkerPlan, progress: Progress, results: Progress) -> None:
+    """Entry point of a load process: its reports (or its error) go to `results`."""
+    try:
+        results.put(("ok", run_worker(plan, progress)))
+    except Exception as exc:
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
 def run_worker(plan: WorkerPlan, progress: Progress) -> list[dict[str, Any]]:

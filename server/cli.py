@@ -250,6 +250,12 @@ def loadtest(
         int, typer.Option(min=0, max=32, help="load processes (0: automatic)")
     ] = 0,
     ramp: Annotated[float, typer.Option(min=0.1, max=100, help="joins per second")] = 5.0,
+    speakers: Annotated[
+        int, typer.Option(min=0, help="only the first N of a room talk (0: all)")
+    ] = 0,
+    overlap: Annotated[
+        float, typer.Option(min=0, max=1, help="chance a second speaker starts at once")
+    ] = 0.25,
 ) -> None:
     """Rooms of synthetic participants speaking fixture speech; latency, losses, cost, memory."""
     from loadtest.runner import MODES, LoadConfig, LoadTestError, parse_slo, run
@@ -272,6 +278,8 @@ def loadtest(
                 out=out,
                 processes=processes,
                 ramp_per_s=ramp,
+                speakers=speakers,
+                overlap=overlap,
             )
             if any(n < 2 for n in config.sweep):
                 raise LoadTestError("--sweep sizes must be at least 2")
