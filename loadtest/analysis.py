@@ -76,8 +76,8 @@ def _latencies(report: dict[str, Any]) -> tuple[list[float], list[float]]:
     ]
     caption = [e["arrival"] - e["speech_end_at"] for e in captions]
     audio = []
-    for event in captions:
-        if event["target_language"] == report["language"]:
+    for event in captions:  # translated speech only: same-language listeners hear the original live
+        if event["target_language"] == report["language"] != event.get("source_language"):
             onset = next((t for t in report["onsets"] if t >= event["speech_end_at"]), None)
             if onset is not None and onset - event["speech_end_at"] < 30:
                 audio.append(onset - event["speech_end_at"])

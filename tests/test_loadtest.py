@@ -129,6 +129,7 @@ def test_lost_finals_are_counted_by_utterance_and_listener() -> None:
             "type": kind,
             "utterance_id": utterance,
             "target_language": "pt",
+            "source_language": "en",
             "speech_end_at": 9.0,
             "arrival": at,
         }
