@@ -7,6 +7,7 @@ drain, and worker processes are given a hard deadline.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import queue
 import statistics
@@ -201,6 +202,8 @@ def run_once(
             f"{len(workers) - finished} of {len(workers)} load processes gave no report in time"
         )
         raise LoadTestError("load test failed: " + ("; ".join(errors) or missing))
+    config.out.mkdir(parents=True, exist_ok=True)
+    (config.out / f"participants-{mode}-{participants}.json").write_text(json.dumps(reports))
     figures = analyse(
         mode,
         config.rooms,

@@ -103,17 +103,22 @@ async def _play(
         if turn.speaker in room:
             room[turn.speaker].mic.say(turn.clip)
             progress.put(("spoken", 1))
+    # The room's conversation ends when its last turn ends, whoever (in any process) says it.
+    ends_at = start_at + max((t.at_s + t.clip.duration_s for t in turns), default=0.0)
+    await asyncio.sleep(max(0.0, ends_at - time.time()))
     deadline = time.monotonic() + 60
     while any(p.mic.speaking for p in room.values()) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
 
 
 async def _drain(people: list[LoadParticipant], drain_s: float) -> None:
-    """Wait for the last finals: until nothing arrived for a while, bounded by drain_s."""
+    """Wait for the last finals: until nothing arrived for a while since the conversation
+    ended (or since the last event, if later), bounded by drain_s."""
+    ended = time.time()
     deadline = time.monotonic() + drain_s
     while time.monotonic() < deadline:
         latest = max((at for p in people for at, _ in p.events), default=0.0)
-        if time.time() - latest > QUIET_AFTER_S:
+        if time.time() - max(latest, ended) > QUIET_AFTER_S:
             return
         await asyncio.sleep(0.5)
 
