@@ -27,6 +27,23 @@ FRAME = 960
 FRAME_S = FRAME / RATE
 
 
+class RealTimePacer:
+    """Paces 20 ms frames on the wall clock: waits for each frame's time, returns its pts."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._pts = 0
+
+    async def next_pts(self) -> int:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._pts / RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        pts, self._pts = self._pts, self._pts + FRAME
+        return pts
+
+
 class ScriptedMicrophone(MediaStreamTrack):
     """Plays queued speech in real time (20 ms frames), silence in between; records when."""
 
@@ -37,8 +54,7 @@ class ScriptedMicrophone(MediaStreamTrack):
         self._queue: deque[Samples] = deque()
         self._current: Samples | None = None
         self._position = 0
-        self._pts = 0
-        self._start: float | None = None
+        self._pacer = RealTimePacer()
         self.spoken: list[tuple[float, float]] = []  # wall-clock (start, end) of each utterance
 
     def say(self, speech: Samples) -> None:
@@ -52,18 +68,13 @@ class ScriptedMicrophone(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        wait = self._start + self._pts / RATE - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        pts = await self._pacer.next_pts()
         frame = av.AudioFrame.from_ndarray(
             self._next_pcm().reshape(1, -1), format="s16", layout="mono"
         )
         frame.sample_rate = RATE
-        frame.pts = self._pts
+        frame.pts = pts
         frame.time_base = fractions.Fraction(1, RATE)
-        self._pts += FRAME
         return frame
 
     def _next_pcm(self) -> np.ndarray[Any, np.dtype[np.int16]]:

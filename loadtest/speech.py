@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fractions
 import functools
 import time
@@ -14,6 +13,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from loadtest.peer import RealTimePacer
 from pipeline.audio import read_file
 from pipeline.fixtures import load_manifest
 from server.media import OpusStream, Packet
@@ -65,8 +65,7 @@ class PacketMicrophone(MediaStreamTrack):
         self._queue: deque[EncodedClip] = deque()
         self._current: EncodedClip | None = None
         self._index = 0
-        self._pts = 0
-        self._start: float | None = None
+        self._pacer = RealTimePacer()
         self._silence = silence_packet()
         self.spoken: list[tuple[float, float, str]] = []  # wall (start, end, clip) per utterance
 
@@ -80,14 +79,9 @@ class PacketMicrophone(MediaStreamTrack):
     async def recv(self) -> Packet:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        wait = self._start + self._pts / RATE - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        pts = await self._pacer.next_pts()
         packet = av.Packet(self._next_payload())
-        packet.pts, packet.time_base = self._pts, TIME_BASE
-        self._pts += FRAME
+        packet.pts, packet.time_base = pts, TIME_BASE
         return packet
 
     def _next_payload(self) -> bytes:
