@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,35 +80,50 @@ def _cost_plot(runs: list[RunFigures]) -> str:
     return _png(figure)
 
 
-def _latency_plot(runs: list[RunFigures]) -> str:
+def _per_run_plot(
+    runs: list[RunFigures],
+    points: Callable[[RunFigures], tuple[list[float], list[float]]],
+    step: bool,
+    **labels: str,
+) -> str:
+    """One line per run (label: mode and N), from `points(run)` → (xs, ys)."""
     figure, axis = plt.subplots(figsize=(6, 4))
     for run in runs:
-        values = sorted(run.caption_latencies)
-        if values:
-            axis.step(
-                values,
-                [(i + 1) / len(values) for i in range(len(values))],
-                label=f"{run.mode} N={run.participants}",
-            )
-    axis.set(title="end of speech → final caption (CDF)", xlabel="seconds", ylabel="fraction")
+        xs, ys = points(run)
+        if xs:
+            draw = axis.step if step else axis.plot
+            draw(xs, ys, label=f"{run.mode} N={run.participants}")
+    axis.set(**labels)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
     return _png(figure)
+
+
+def _latency_cdf(run: RunFigures) -> tuple[list[float], list[float]]:
+    values = sorted(run.caption_latencies)
+    return values, [(i + 1) / len(values) for i in range(len(values))]
+
+
+def _latency_plot(runs: list[RunFigures]) -> str:
+    return _per_run_plot(
+        runs,
+        _latency_cdf,
+        step=True,
+        title="end of speech → final caption (CDF)",
+        xlabel="seconds",
+        ylabel="fraction",
+    )
 
 
 def _rss_plot(runs: list[RunFigures]) -> str:
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for run in runs:
-        if run.rss_series:
-            axis.plot(
-                [t for t, _ in run.rss_series],
-                [m for _, m in run.rss_series],
-                label=f"{run.mode} N={run.participants}",
-            )
-    axis.set(title="server resident memory", xlabel="seconds into the run", ylabel="MB")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    return _png(figure)
+    return _per_run_plot(
+        runs,
+        lambda run: ([t for t, _ in run.rss_series], [m for _, m in run.rss_series]),
+        step=False,
+        title="server resident memory",
+        xlabel="seconds into the run",
+        ylabel="MB",
+    )
 
 
 def _table(runs: list[RunFigures]) -> str:
