@@ -32,6 +32,30 @@ class Utterance:
     language: str
     segment: Segment
 
+    @property
+    def said(self) -> Said:
+        segment = self.segment
+        return Said(
+            self.utterance_id,
+            self.speaker,
+            self.sequence,
+            self.language,
+            segment.start_s,
+            segment.end_s,
+        )
+
+
+@dataclass(frozen=True)
+class Said:
+    """An utterance without its audio: what MT, TTS and captions need (and the bus carries)."""
+
+    utterance_id: str
+    speaker: str
+    sequence: int
+    language: str
+    start_s: float
+    end_s: float
+
 
 @dataclass
 class Translation:
@@ -83,6 +107,25 @@ class Cascade:
         on_caption: CaptionCallback | None = None,
     ) -> CascadeResult:
         """ASR once, then per target: MT (its caption handed to `on_caption` at once), then TTS."""
+        targets = list(dict.fromkeys(targets))
+        result = self.recognize(utterance, targets)
+        if result.transcript is None or not result.transcript.is_speech:
+            return result
+        # Every caption first (they are cheap and listeners read them), then the voices.
+        for target in targets:
+            translation = self.translate(utterance.said, result.transcript.text, target)
+            result.translations[target] = translation
+            if on_caption is not None and isinstance(translation.event, CaptionFinal):
+                on_caption(translation.event)
+                translation.delivered = True
+        if self._synthesize:
+            for translation in result.translations.values():
+                self.dub(utterance.said, translation)
+        UTTERANCES.labels("translated").inc()
+        return result
+
+    def recognize(self, utterance: Utterance, targets: Iterable[str]) -> CascadeResult:
+        """The ASR stage: a transcript, a drop, or (ASR failed) a failure for every target."""
         result = CascadeResult(utterance)
         SPEECH_SECONDS.inc(utterance.segment.duration_s)
         if utterance.segment.speech_ratio < self._min_speech_ratio:
@@ -96,24 +139,13 @@ class Cascade:
             result.asr_s = asr_elapsed[0] if asr_elapsed else 0.0
             for target in targets:
                 result.translations[target] = Translation(
-                    self._failure(utterance, target, "asr", exc)
+                    self._failure(utterance.said, target, "asr", exc)
                 )
             UTTERANCES.labels("failed").inc()
             return result
         result.asr_s = asr_elapsed[0]
         if not result.transcript.is_speech:
             return self._drop(result, result.transcript.dropped_reason or "no_speech")
-        # Every caption first (they are cheap and listeners read them), then the voices.
-        for target in dict.fromkeys(targets):
-            translation = self._translate(utterance, result.transcript.text, target)
-            result.translations[target] = translation
-            if on_caption is not None and isinstance(translation.event, CaptionFinal):
-                on_caption(translation.event)
-                translation.delivered = True
-        if self._synthesize:
-            for translation in result.translations.values():
-                self._dub(utterance, translation)
-        UTTERANCES.labels("translated").inc()
         return result
 
     async def process_async(
@@ -141,7 +173,8 @@ class Cascade:
         UTTERANCES.labels("dropped").inc()
         return result
 
-    def _translate(self, utterance: Utterance, text: str, target: str) -> Translation:
+    def translate(self, utterance: Said, text: str, target: str) -> Translation:
+        """The MT stage for one target: a caption, or a failure event."""
         if target == utterance.language:
             return Translation(self._caption(utterance, text, target, text, "original"))
         try:
@@ -153,7 +186,7 @@ class Cascade:
         caption = self._caption(utterance, text, target, translated, route.describe())
         return Translation(caption, mt_s=mt_elapsed[0])
 
-    def _dub(self, utterance: Utterance, translation: Translation) -> None:
+    def dub(self, utterance: Said, translation: Translation) -> None:
         """Speech for a caption. A voice that fails leaves the caption (the terminal event) as it
         is, without speech; the failure is counted in dragoman_stage_failures_total{stage="tts"}."""
         event = translation.event
@@ -174,9 +207,8 @@ class Cascade:
 
     @staticmethod
     def _caption(
-        utterance: Utterance, source_text: str, target: str, text: str, route: str
+        utterance: Said, source_text: str, target: str, text: str, route: str
     ) -> CaptionFinal:
-        segment = utterance.segment
         return CaptionFinal(
             utterance_id=utterance.utterance_id,
             sequence=utterance.sequence,
@@ -185,16 +217,14 @@ class Cascade:
             source_text=source_text,
             target_language=target,
             target_text=text,
-            speech_start_s=segment.start_s,
-            speech_end_s=segment.end_s,
+            speech_start_s=utterance.start_s,
+            speech_end_s=utterance.end_s,
             route=route,
             emitted_at=time.time(),
         )
 
     @staticmethod
-    def _failure(
-        utterance: Utterance, target: str, stage: Stage, exc: Exception
-    ) -> UtteranceFailed:
+    def _failure(utterance: Said, target: str, stage: Stage, exc: Exception) -> UtteranceFailed:
         reason = exc.reason if isinstance(exc, StageError) else str(exc) or type(exc).__name__
         recoverable = exc.recoverable if isinstance(exc, StageError) else True
         return UtteranceFailed(

@@ -84,6 +84,14 @@ class SpeakingChanged(_Event):
     speaking: bool
 
 
+class TranslationStatus(_Event):
+    """Translation paused (the pipeline is unreachable) or resumed; the call itself goes on."""
+
+    type: Literal["translation.status"] = "translation.status"
+    paused: bool
+    reason: str = ""
+
+
 class ParticipantsChanged(_Event):
     type: Literal["participants.changed"] = "participants.changed"
     participants: list[ParticipantInfo]
@@ -95,7 +103,8 @@ PipelineEvent = Annotated[
     | UtteranceDropped
     | FloorChanged
     | ParticipantsChanged
-    | SpeakingChanged,
+    | SpeakingChanged
+    | TranslationStatus,
     Field(discriminator="type"),
 ]
 PIPELINE_EVENT: TypeAdapter[PipelineEvent] = TypeAdapter(PipelineEvent)
@@ -107,4 +116,5 @@ RoomEvent = (
     | FloorChanged
     | ParticipantsChanged
     | SpeakingChanged
+    | TranslationStatus
 )

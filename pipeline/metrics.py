@@ -19,6 +19,16 @@ STAGE_SECONDS = Histogram(
 STAGE_FAILURES = Counter("dragoman_stage_failures_total", "Stage calls that failed", ["stage"])
 SPEECH_SECONDS = Counter("dragoman_speech_seconds_total", "Seconds of speech segments processed")
 SEGMENTS = Counter("dragoman_segments_total", "Speech segments cut by the VAD segmenter", ["cut"])
+BUS_JOBS = Counter(
+    "dragoman_bus_jobs_total",
+    "Redis bus jobs by outcome (done, duplicate, reclaimed, poison, malformed, expired)",
+    ["outcome"],
+)
+BUS_HOP_SECONDS = Histogram(
+    "dragoman_bus_result_seconds",
+    "Submit to terminal result through the Redis bus, per target",
+    buckets=_BUCKETS,
+)
 UTTERANCES = Counter("dragoman_utterances_total", "Utterances by outcome", ["outcome"])
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -100,7 +101,35 @@ class Settings(BaseSettings):
     )
     reconnect_grace_s: float = Field(30.0, ge=0.0, le=600.0, description="seat kept after a drop")
     pipeline_workers: int = Field(1, ge=1, le=16, description="utterances processed at once")
-    bus_queue_size: int = Field(64, ge=1, le=10_000)
+    bus_queue_size: int = Field(64, ge=1, le=10_000, description="jobs waiting or in flight")
+
+    # Scale-out: Redis Streams bus, workers, room directory, TURN
+    redis_url: str | None = Field(
+        None, description="redis://[:password@]host:port/db; unset: in-process workers"
+    )
+    gateway_id: str = Field(
+        default_factory=lambda: f"gw-{uuid.uuid4().hex[:8]}",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="this gateway's name on the bus",
+    )
+    public_url: str | None = Field(
+        None, description="where browsers reach this gateway (room directory redirects)"
+    )
+    bus_job_timeout_s: float = Field(
+        30.0, gt=0.0, le=600.0, description="a job with no result by then fails"
+    )
+    bus_claim_idle_s: float = Field(
+        10.0, gt=0.0, le=600.0, description="a job idle this long on a silent worker is reclaimed"
+    )
+    bus_stream_maxlen: int = Field(1000, ge=10, le=1_000_000, description="MAXLEN of each stream")
+    bus_heartbeat_s: float = Field(1.0, gt=0.0, le=60.0)
+    bus_max_deliveries: int = Field(3, ge=1, le=100, description="then a job fails as poison")
+    worker_batch: int = Field(1, ge=1, le=64, description="ASR segments per model call")
+    turn_urls: list[str] = Field(
+        default_factory=list, description="turn:host:port URLs given to clients with credentials"
+    )
+    turn_secret: SecretStr | None = Field(None, description="coturn static-auth-secret")
+    turn_ttl_s: int = Field(3600, ge=60, le=7 * 86400)
 
     @field_validator("tts_sample_rate")
     @classmethod
@@ -117,6 +146,19 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown MT backend(s) {unknown}; choose from {sorted(known)}")
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _turn_needs_secret(self) -> Settings:
+        if self.turn_urls and self.turn_secret is None:
+            raise ValueError("DRAGOMAN_TURN_URLS is set but DRAGOMAN_TURN_SECRET is not")
+        return self
 
     @model_validator(mode="after")
     def _ctranslate2_needs_models(self) -> Settings:

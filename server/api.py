@@ -5,6 +5,7 @@ Every error is a 4xx with a one-line `detail`, never a 500.
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -13,8 +14,10 @@ from pydantic import BaseModel, Field, field_validator
 from pipeline.errors import UnsupportedLanguageError
 from pipeline.events import CaptionFinal, FloorChanged, ParticipantInfo
 from pipeline.languages import LANGUAGE_NAMES, normalize_language
+from pipeline.settings import IceServer
 from server.errors import BadRequest
-from server.rooms import RoomRegistry
+from server.rooms import ROOM_ID, RoomRegistry
+from server.turn import ice_servers_for
 
 MAX_SDP_BYTES = 64 * 1024
 MAX_MEDIA_SECTIONS = 8
@@ -62,6 +65,15 @@ class JoinResponse(BaseModel):
     sdp: str
     type: Literal["answer"] = "answer"
     language: str
+
+
+class RoomEntry(BaseModel):
+    """How a browser joins a room: at which gateway, and with which ICE servers."""
+
+    gateway_url: str | None = Field(
+        description="the gateway holding the room, when it is not this one"
+    )
+    ice_servers: list[IceServer]
 
 
 class Answer(BaseModel):
@@ -114,12 +126,29 @@ async def languages(request: Request) -> list[Language]:
     return [Language(code=code, name=LANGUAGE_NAMES[code]) for code in request.app.state.languages]
 
 
+@router.get("/rooms/{room_id}/entry")
+async def entry(room_id: str, rooms: Registry) -> RoomEntry:
+    """Call before creating the peer connection: where to join, and STUN/TURN servers (TURN
+    with credentials that expire after DRAGOMAN_TURN_TTL_S)."""
+    if not ROOM_ID.match(room_id):
+        raise BadRequest("room ids are 1-64 letters, digits, '-' or '_'")
+    gateway_url = None
+    if rooms.directory is not None and room_id not in rooms.rooms:
+        gateway_url = await rooms.directory.elsewhere(room_id)
+    user = secrets.token_hex(8)
+    return RoomEntry(
+        gateway_url=gateway_url, ice_servers=ice_servers_for(rooms.context.settings, user)
+    )
+
+
 @router.post("/rooms/{room_id}/join")
 async def join(room_id: str, body: JoinRequest, rooms: Registry, request: Request) -> JoinResponse:
-    """Join (creating the room on first join), or reconnect with participant_id and secret."""
+    """Join (creating the room on first join), or reconnect with participant_id and secret.
+    A room held by another gateway answers 307 with that gateway's join URL."""
     language = checked_language(body.language, request.app.state.languages)
     if rooms.draining:
         raise BadRequest("the server is shutting down; join another server")
+    await rooms.redirect_if_elsewhere(room_id, request.url.path)
     if body.participant_id is not None:
         room = rooms.get(room_id)
         participant, answer = await room.reconnect(body.participant_id, body.secret or "", body.sdp)
@@ -129,6 +158,8 @@ async def join(room_id: str, body: JoinRequest, rooms: Registry, request: Reques
             participant, answer = await room.join(body.name, language, body.sdp)
         finally:
             await rooms.close_if_empty(room_id)
+    if rooms.translation_paused is not None:
+        participant.outbox.send(rooms.translation_paused)
     return JoinResponse(
         participant_id=participant.id,
         secret=participant.secret,

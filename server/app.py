@@ -19,11 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pipeline.bus import Bus, InProcessBus, Job, JobResult
 from pipeline.cascade import Cascade
 from pipeline.errors import DragomanError
-from pipeline.events import CaptionFinal
+from pipeline.events import CaptionFinal, TranslationStatus
 from pipeline.languages import LANGUAGE_NAMES
 from pipeline.models import Models, segmenter_config
+from pipeline.redis_bus import RedisBus
 from pipeline.settings import Settings
 from server.api import router
+from server.directory import RoomDirectory
 from server.errors import GatewayError
 from server.ice import use_loopback_candidates
 from server.room import RoomContext
@@ -48,34 +50,77 @@ def warm_up(models: Models) -> None:
     models.translator.translate("ready", "en", "pt")
 
 
-async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncIterator[None]:
-    use_loopback_candidates(settings.loopback_only)
-    await asyncio.get_running_loop().run_in_executor(None, warm_up, models)
-    app.state.languages = served_languages(models)
-    media_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
+def _in_process_bus(settings: Settings, models: Models, sink: ResultSink) -> Bus:
     cascade = Cascade(
         models.recognizer, models.translator, models.voices, settings.asr_min_speech_ratio
     )
-    registry: RoomRegistry | None = None
-
-    async def deliver(done: JobResult) -> None:
-        assert registry is not None
-        await registry.deliver(done)
-
-    def deliver_caption(job: Job, caption: CaptionFinal) -> None:
-        assert registry is not None
-        registry.deliver_caption(job, caption)
-
-    bus: Bus = InProcessBus(
+    return InProcessBus(
         cascade,
-        deliver,
+        sink.deliver,
         settings.pipeline_workers,
         settings.bus_queue_size,
         settings.inference_threads,
-        on_caption=deliver_caption,
+        on_caption=sink.deliver_caption,
     )
-    registry = RoomRegistry(RoomContext(settings, bus, media_executor, segmenter_config(settings)))
+
+
+def _redis_bus(settings: Settings, sink: ResultSink) -> Bus:
+    assert settings.redis_url is not None
+    return RedisBus(
+        settings.redis_url,
+        settings.gateway_id,
+        sink.deliver,
+        on_caption=sink.deliver_caption,
+        on_status=sink.announce,
+        queue_size=settings.bus_queue_size,
+        job_timeout_s=settings.bus_job_timeout_s,
+        heartbeat_s=settings.bus_heartbeat_s,
+        stream_maxlen=settings.bus_stream_maxlen,
+    )
+
+
+class ResultSink:
+    """Where the bus hands results: the registry, which exists only once the bus does."""
+
+    registry: RoomRegistry | None = None
+
+    async def deliver(self, done: JobResult) -> None:
+        assert self.registry is not None
+        await self.registry.deliver(done)
+
+    def deliver_caption(self, job: Job, caption: CaptionFinal) -> None:
+        assert self.registry is not None
+        self.registry.deliver_caption(job, caption)
+
+    def announce(self, status: TranslationStatus) -> None:
+        if self.registry is not None:
+            self.registry.announce(status)
+
+
+def _directory(settings: Settings) -> RoomDirectory | None:
+    if settings.redis_url is None:
+        return None
+    public_url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    return RoomDirectory(
+        settings.redis_url, settings.gateway_id, public_url, settings.bus_heartbeat_s
+    )
+
+
+async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncIterator[None]:
+    use_loopback_candidates(settings.loopback_only)
+    sink = ResultSink()
+    if settings.redis_url is None:
+        await asyncio.get_running_loop().run_in_executor(None, warm_up, models)
+        bus = _in_process_bus(settings, models, sink)
+    else:  # the models live on the workers; the gateway runs only VAD
+        bus = _redis_bus(settings, sink)
+    app.state.languages = served_languages(models)
+    media_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
+    context = RoomContext(settings, bus, media_executor, segmenter_config(settings))
+    registry = RoomRegistry(context, _directory(settings))
+    sink.registry = registry
     app.state.registry = registry
+    await registry.start()
     await bus.start()
     try:
         yield
@@ -118,7 +163,7 @@ def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
 
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _dragoman_error(request: Request, exc: Exception) -> JSONResponse:

@@ -70,19 +70,100 @@ def serve(
     loopback_only: Annotated[
         bool | None, typer.Option("--loopback-only", help="only 127.0.0.1 ICE candidates (tests)")
     ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="use workers over Redis Streams instead of in-process [DRAGOMAN_REDIS_URL]"
+        ),
+    ] = None,
 ) -> None:
-    """Run the gateway with in-process pipeline workers (no Redis needed)."""
+    """Run the gateway: in-process pipeline workers, or remote workers with --redis-url."""
     import uvicorn
 
     from server.app import create_app
 
-    overrides: dict[str, Any] = {"host": host, "port": port, "loopback_only": loopback_only}
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loopback_only": loopback_only,
+        "redis_url": redis_url,
+    }
     with user_errors():
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     err.print(
         f"Dragoman on http://{settings.host}:{settings.port} (loading models…)", highlight=False
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def worker(
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="the bus, e.g. redis://:password@redis:6379/0 [DRAGOMAN_REDIS_URL]"),
+    ] = None,
+    stages: Annotated[str, typer.Option(help="stages to serve: asr, translate or both")] = (
+        "asr,translate"
+    ),
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda (ASR, and CTranslate2 MT) [DRAGOMAN_ASR_DEVICE]")
+    ] = None,
+    languages: Annotated[
+        str | None, typer.Option(help="serve only these languages, e.g. en,pt (default: all)")
+    ] = None,
+    worker_id: Annotated[str | None, typer.Option(help="name on the bus (default: random)")] = None,
+) -> None:
+    """A pipeline worker: takes the jobs it can serve from Redis Streams. SIGTERM finishes the
+    jobs in hand and leaves; a second signal leaves at once."""
+    import asyncio
+
+    from pipeline.capabilities import STAGES
+    from pipeline.models import shared_models
+    from pipeline.worker import Worker
+
+    chosen = tuple(dict.fromkeys(part.strip() for part in stages.split(",") if part.strip()))
+    unknown = [stage for stage in chosen if stage not in STAGES]
+    if not chosen or unknown:
+        raise fail(f"unknown stage(s) {unknown or stages!r}; choose from {', '.join(STAGES)}")
+    if device not in (None, "cpu", "cuda"):
+        raise fail(f"unknown device {device!r}; choose cpu or cuda")
+    overrides: dict[str, Any] = {"redis_url": redis_url, "asr_device": device}
+    with user_errors():
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        if settings.redis_url is None:
+            raise DragomanError("a worker needs --redis-url or DRAGOMAN_REDIS_URL")
+        served = frozenset(parse_language_list(languages)) if languages else None
+        err.print("loading models…")
+        process = Worker.for_models(
+            settings, shared_models(settings), chosen, served, settings.asr_device, worker_id
+        )
+    info = process.info
+    err.print(
+        f"{info.worker_id}: {', '.join(info.stages)} on {info.device}; "
+        f"ASR {','.join(info.asr_languages) or '-'}; {len(info.pairs)} translation pairs",
+        highlight=False,
+    )
+    asyncio.run(_run_until_signalled(process.run))
+
+
+async def _run_until_signalled(run: Callable[[Any], Any]) -> None:
+    """Run until SIGTERM/SIGINT; a second signal exits at once."""
+    import asyncio
+    import os
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            os._exit(1)
+        err.print("stopping: finishing the jobs in hand (signal again to quit now)")
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    await run(stop)
 
 
 @app.command()
@@ -224,6 +305,30 @@ def bench_call_command(
             bench_call(settings, models, clips, step, crowd)
         ),
     )
+
+
+@bench_app.command("bus")
+def bench_bus_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    redis_url: Annotated[
+        str | None, typer.Option(help="an existing Redis (default: start a private redis-server)")
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=10, max=100_000, help="jobs timed one at a time")] = 500,
+    burst: Annotated[int, typer.Option(min=10, max=100_000, help="jobs for throughput")] = 2000,
+) -> None:
+    """The Redis hop: added latency per job (20 KB audio) and jobs/s, with trivial work."""
+    from loadtest.bench_bus import bench_bus
+    from loadtest.redis_server import RedisUnavailableError
+
+    try:
+        with Progress(TextColumn("{task.description}"), console=err, transient=True) as bar:
+            task = bar.add_task("bench bus")
+            figures = bench_bus(
+                redis_url, lambda text: bar.update(task, description=text), jobs, burst
+            )
+    except RedisUnavailableError as exc:
+        raise fail(str(exc)) from None
+    _print_figures(figures, as_json, "bench bus")
 
 
 @app.command()

@@ -6,9 +6,10 @@ from __future__ import annotations
 class GatewayError(Exception):
     status_code = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
 
 
 class BadRequest(GatewayError):
@@ -29,3 +30,12 @@ class Conflict(GatewayError):
 
 class TooMany(GatewayError):
     status_code = 429
+
+
+class RoomElsewhere(GatewayError):
+    """The room lives on another gateway: 307 keeps the method and body of the join."""
+
+    status_code = 307
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"this room is served at {location}", {"Location": location})

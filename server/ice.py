@@ -9,6 +9,7 @@ import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
 from pipeline.settings import Settings
+from server.turn import ice_servers_for
 
 _original_host_addresses: Callable[[bool, bool], list[str]] = aioice.ice.get_host_addresses
 
@@ -17,7 +18,7 @@ def rtc_configuration(settings: Settings) -> RTCConfiguration:
     """An explicit (possibly empty) server list: an omitted one means Google's STUN in aiortc."""
     servers = [
         RTCIceServer(urls=server.urls, username=server.username, credential=server.credential)
-        for server in settings.ice_servers
+        for server in ice_servers_for(settings, settings.gateway_id)
     ]
     return RTCConfiguration(iceServers=servers)
 

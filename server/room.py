@@ -27,6 +27,7 @@ from pipeline.events import (
     ParticipantsChanged,
     RoomEvent,
     SpeakingChanged,
+    TranslationStatus,
     UtteranceDropped,
 )
 from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
@@ -546,6 +547,9 @@ class Room:
         for participant in list(self.participants.values()):
             if participant.language == language:
                 self._send(participant, event)
+
+    def announce(self, status: TranslationStatus) -> None:
+        self._broadcast(status)
 
     def _broadcast(self, event: RoomEvent) -> None:
         for participant in list(self.participants.values()):

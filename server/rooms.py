@@ -6,8 +6,9 @@ import logging
 import re
 
 from pipeline.bus import Job, JobResult
-from pipeline.events import CaptionFinal
-from server.errors import BadRequest, NotFound, TooMany
+from pipeline.events import CaptionFinal, TranslationStatus
+from server.directory import RoomDirectory
+from server.errors import BadRequest, NotFound, RoomElsewhere, TooMany
 from server.room import Room, RoomContext
 
 LOG = logging.getLogger(__name__)
@@ -15,10 +16,30 @@ ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class RoomRegistry:
-    def __init__(self, context: RoomContext) -> None:
+    def __init__(self, context: RoomContext, directory: RoomDirectory | None = None) -> None:
         self.context = context
+        self.directory = directory
         self.rooms: dict[str, Room] = {}
         self.draining = False
+        self.translation_paused: TranslationStatus | None = None
+
+    async def start(self) -> None:
+        if self.directory is not None:
+            await self.directory.start()
+
+    async def redirect_if_elsewhere(self, room_id: str, path: str) -> None:
+        """A room held by another live gateway: send the join there (307)."""
+        if self.directory is None or room_id in self.rooms or not ROOM_ID.match(room_id):
+            return
+        url = await self.directory.elsewhere(room_id)
+        if url is not None:
+            raise RoomElsewhere(url + path)
+
+    def announce(self, status: TranslationStatus) -> None:
+        """Translation paused or resumed: every participant of every room is told."""
+        self.translation_paused = status if status.paused else None
+        for room in self.rooms.values():
+            room.announce(status)
 
     def get(self, room_id: str) -> Room:
         room = self.rooms.get(room_id)
@@ -44,6 +65,8 @@ class RoomRegistry:
         if room is not None and not room.participants:
             del self.rooms[room_id]
             await room.close()
+            if self.directory is not None:
+                await self.directory.release(room_id)
 
     async def deliver(self, done: JobResult) -> None:
         """A pipeline result, to the room that asked for it (if it still exists)."""
@@ -70,3 +93,7 @@ class RoomRegistry:
         for room_id in list(self.rooms):
             room = self.rooms.pop(room_id)
             await room.close()
+            if self.directory is not None:
+                await self.directory.release(room_id)
+        if self.directory is not None:
+            await self.directory.stop()

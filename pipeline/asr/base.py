@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from pipeline.audio import Samples
+from pipeline.languages import LANGUAGE_NAMES
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,7 @@ class SpeechRecognizer(ABC):
     @abstractmethod
     def transcribe(self, samples: Samples, language: str) -> Transcript:
         """Text of the segment; a Transcript with empty text when there is no speech."""
+
+    def languages(self) -> list[str]:
+        """The languages it transcribes (a multilingual model: every language Dragoman names)."""
+        return list(LANGUAGE_NAMES)

@@ -67,6 +67,9 @@ class WhisperRecognizer(SpeechRecognizer):
         self._beam_size = beam_size
         self._guard = guard or HallucinationGuard()
 
+    def languages(self) -> list[str]:
+        return super().languages() if self.source.multilingual else ["en"]
+
     def transcribe(self, samples: Samples, language: str) -> Transcript:
         if not self.source.multilingual and language != "en":
             raise UnsupportedLanguageError(f"ASR model {self.source.name} is English-only")

@@ -1,0 +1,128 @@
+"""`dragoman bench bus`: the Redis hop's added latency and the bus's throughput, trivial work.
+
+A gateway-side RedisBus and a Worker whose stages do (almost) nothing share one process and a
+private redis-server. Each job carries 20 KB of audio (0.625 s of 16-bit PCM at 16 kHz) and
+travels the whole path: ASR stream → worker → translate stream → worker → result stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from loadtest.redis_server import LocalRedis
+from pipeline.asr.base import SpeechRecognizer, Transcript
+from pipeline.audio import Audio, Samples
+from pipeline.bus import Job, JobResult
+from pipeline.capabilities import STAGES, advertisement
+from pipeline.cascade import Cascade, Utterance
+from pipeline.mt.base import Translator
+from pipeline.mt.routes import RoutedTranslator, RoutePlanner
+from pipeline.redis_bus import RedisBus
+from pipeline.segmenter import Segment
+from pipeline.settings import Settings
+from pipeline.tts.base import SpeechSynthesizer
+from pipeline.worker import Worker
+
+Step = Callable[[str], None]
+
+
+class _FixedText(SpeechRecognizer):
+    def transcribe(self, samples: Samples, language: str) -> Transcript:
+        return Transcript(text="hello", language=language)
+
+
+class _Copy(Translator):
+    def translate(self, text: str, source: str, target: str) -> str:
+        return text
+
+
+class _Click(SpeechSynthesizer):
+    def synthesize(self, text: str, language: str) -> Audio:
+        return Audio(np.zeros(480, dtype=np.float32), 48000)
+
+
+def trivial_cascade() -> Cascade:
+    planner = RoutePlanner([_Copy({("en", "pt"): 1.0})])
+    return Cascade(_FixedText(), RoutedTranslator(planner), _Click())
+
+
+def _job(index: int, payload_bytes: int) -> Job:
+    samples = np.full(payload_bytes // 2, 0.1, dtype=np.float32)
+    segment = Segment(index=index, start_s=0.0, samples=samples, speech_ratio=1.0)
+    utterance = Utterance(f"bench/{index}", "speaker", index, "en", segment)
+    return Job("bench", utterance, ("pt",))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def _run(url: str, jobs: int, burst: int, payload_bytes: int, step: Step) -> dict[str, float]:
+    settings = Settings(redis_url=url, bus_heartbeat_s=0.2, worker_batch=16)
+    info = advertisement("bench-worker", STAGES, ["en"], [("en", "pt")], {}, "cpu")
+    worker = Worker(settings, trivial_cascade(), info)
+    done: dict[str, float] = {}
+    arrived = asyncio.Event()
+
+    async def on_result(result: JobResult) -> None:
+        done[result.job.utterance.utterance_id] = time.perf_counter()
+        arrived.set()
+
+    bus = RedisBus(url, "bench-gateway", on_result, queue_size=burst + 10, heartbeat_s=0.2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await bus.start()
+    try:
+        while not bus.workers.workers:
+            await asyncio.sleep(0.05)
+        for index in range(20):  # warm-up: connections, scripts, code paths
+            await _one(bus, _job(jobs + burst + index, payload_bytes), done, arrived)
+        step(f"latency: {jobs} jobs one at a time")
+        hops = [await _one(bus, _job(i, payload_bytes), done, arrived) for i in range(jobs)]
+        step(f"throughput: {burst} jobs at once")
+        start = time.perf_counter()
+        for index in range(burst):
+            await bus.submit(_job(jobs + index, payload_bytes))
+        while len(done) < 20 + jobs + burst:
+            arrived.clear()
+            await asyncio.wait_for(arrived.wait(), timeout=30)
+        elapsed = time.perf_counter() - start
+    finally:
+        await bus.stop()
+        stop.set()
+        await running
+    return {
+        "hop_p50_ms": statistics.median(hops) * 1000,
+        "hop_p99_ms": _percentile(hops, 99) * 1000,
+        "jobs_per_s": burst / elapsed,
+        "payload_bytes": float(payload_bytes),
+        "jobs_timed": float(jobs),
+    }
+
+
+async def _one(bus: RedisBus, job: Job, done: dict[str, float], arrived: asyncio.Event) -> float:
+    start = time.perf_counter()
+    await bus.submit(job)
+    while job.utterance.utterance_id not in done:
+        arrived.clear()
+        await asyncio.wait_for(arrived.wait(), timeout=10)
+    return done[job.utterance.utterance_id] - start
+
+
+def bench_bus(
+    redis_url: str | None, step: Step, jobs: int = 500, burst: int = 2000, payload_kb: int = 20
+) -> dict[str, float]:
+    """Figures of the bus; starts a private redis-server unless `redis_url` is given."""
+    payload = payload_kb * 1000
+    if redis_url is not None:
+        return asyncio.run(_run(redis_url, jobs, burst, payload, step))
+    with tempfile.TemporaryDirectory() as folder, LocalRedis(Path(folder)) as redis:
+        step(f"redis-server on 127.0.0.1:{redis.port}")
+        return asyncio.run(_run(redis.url, jobs, burst, payload, step))

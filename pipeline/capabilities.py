@@ -1,0 +1,105 @@
+"""What each worker serves (advertised with its heartbeat), and the gateway's view of them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline.streams import worker_key
+
+LOG = logging.getLogger(__name__)
+STAGES = ("asr", "translate")
+
+
+class WorkerInfo(BaseModel):
+    """A worker's advertisement: stages, languages, models and device."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker_id: str
+    stages: tuple[str, ...]
+    asr_languages: tuple[str, ...] = ()
+    pairs: tuple[str, ...] = ()  # "src-tgt": translated and voiced
+    models: dict[str, str] = {}
+    device: str = "cpu"
+    host: str = ""
+    pid: int = 0
+    seen_at: float = 0.0
+
+    def serves_asr(self, language: str) -> bool:
+        return "asr" in self.stages and language in self.asr_languages
+
+    def serves_translation(self, source: str, target: str) -> bool:
+        return "translate" in self.stages and f"{source}-{target}" in self.pairs
+
+
+def advertisement(
+    worker_id: str,
+    stages: Iterable[str],
+    asr_languages: Iterable[str],
+    pairs: Iterable[tuple[str, str]],
+    models: dict[str, str],
+    device: str,
+) -> WorkerInfo:
+    stages = tuple(stages)
+    return WorkerInfo(
+        worker_id=worker_id,
+        stages=stages,
+        asr_languages=tuple(asr_languages) if "asr" in stages else (),
+        pairs=tuple(f"{s}-{t}" for s, t in pairs) if "translate" in stages else (),
+        models=models,
+        device=device,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+
+
+class WorkerDirectory:
+    """The live workers as a gateway last read them (refreshed with each heartbeat)."""
+
+    def __init__(self) -> None:
+        self.workers: dict[str, WorkerInfo] = {}
+        self.loaded = False
+
+    async def refresh(self, client: aioredis.Redis) -> None:
+        keys = [key async for key in client.scan_iter(match=worker_key("*"), count=100)]
+        values = await client.mget(keys) if keys else []
+        workers: dict[str, WorkerInfo] = {}
+        for raw in values:
+            if raw is None:
+                continue  # expired between SCAN and MGET
+            try:
+                info = WorkerInfo.model_validate_json(raw)
+            except ValidationError:
+                LOG.warning("ignoring a malformed worker advertisement")
+                continue
+            workers[info.worker_id] = info
+        self.workers = workers
+        self.loaded = True
+
+    def unserved(self, source: str, targets: Iterable[str]) -> dict[str, str]:
+        """Targets no live worker can serve, each with the reason participants will read."""
+        if not self.loaded:
+            return {}  # not known yet (Redis unreachable): the job waits instead of failing
+        live = self.workers.values()
+        if not any(w.serves_asr(source) for w in live):
+            reason = f"no worker serves speech recognition in {source!r}"
+            return {target: reason for target in targets}
+        return {
+            target: f"no worker serves translation {source}→{target}"
+            for target in targets
+            if target != source and not any(w.serves_translation(source, target) for w in live)
+        }
+
+    def stale(self, now: float, ttl_s: float) -> list[str]:
+        return [w.worker_id for w in self.workers.values() if now - w.seen_at > ttl_s]
+
+
+def stamped(info: WorkerInfo) -> str:
+    return info.model_copy(update={"seen_at": time.time()}).model_dump_json()
