@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FIXTURES ?= ../shared/fixtures
-APT_PACKAGES := python3-venv espeak-ng ffmpeg chromium fonts-dejavu-core apertium \
+APT_PACKAGES := python3-venv espeak-ng ffmpeg chromium fonts-dejavu-core redis-server apertium \
 	apertium-eng-spa apertium-eng-cat apertium-es-pt apertium-fr-es \
 	apertium-spa-cat apertium-por-cat apertium-fra-cat
 

@@ -61,16 +61,27 @@ def advertisement(
 
 
 class WorkerDirectory:
-    """The live workers as a gateway last read them (refreshed with each heartbeat)."""
+    """The live workers as a gateway last read them (refreshed with each heartbeat).
 
-    def __init__(self) -> None:
+    A worker stays known for `grace_s` after its advertisement was last read, so the moment
+    between a redis-server restart and the workers' next heartbeat fails no job.
+    """
+
+    def __init__(self, grace_s: float = 3.0) -> None:
         self.workers: dict[str, WorkerInfo] = {}
         self.loaded = False
+        self._grace_s = grace_s
+        self._last_read: dict[str, float] = {}
 
     async def refresh(self, client: aioredis.Redis) -> None:
         keys = [key async for key in client.scan_iter(match=worker_key("*"), count=100)]
         values = await client.mget(keys) if keys else []
-        workers: dict[str, WorkerInfo] = {}
+        now = time.monotonic()
+        workers = {
+            worker_id: info
+            for worker_id, info in self.workers.items()
+            if now - self._last_read.get(worker_id, 0.0) <= self._grace_s
+        }
         for raw in values:
             if raw is None:
                 continue  # expired between SCAN and MGET
@@ -80,6 +91,7 @@ class WorkerDirectory:
                 LOG.warning("ignoring a malformed worker advertisement")
                 continue
             workers[info.worker_id] = info
+            self._last_read[info.worker_id] = now
         self.workers = workers
         self.loaded = True
 
@@ -96,9 +108,6 @@ class WorkerDirectory:
             for target in targets
             if target != source and not any(w.serves_translation(source, target) for w in live)
         }
-
-    def stale(self, now: float, ttl_s: float) -> list[str]:
-        return [w.worker_id for w in self.workers.values() if now - w.seen_at > ttl_s]
 
 
 def stamped(info: WorkerInfo) -> str:

@@ -70,7 +70,7 @@ class RedisBus(Bus):
     job_timeout_s: float = 30.0
     heartbeat_s: float = 1.0
     stream_maxlen: int = 1000
-    workers: WorkerDirectory = field(default_factory=WorkerDirectory)
+    workers: WorkerDirectory = field(init=False)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _client: aioredis.Redis | None = None
     _up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,6 +79,9 @@ class RedisBus(Bus):
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _reconnecting: asyncio.Task[None] | None = None
     _closing: bool = False
+
+    def __post_init__(self) -> None:
+        self.workers = WorkerDirectory(grace_s=3 * self.heartbeat_s)
 
     @property
     def pending(self) -> int:
@@ -139,6 +142,8 @@ class RedisBus(Bus):
         while not self._closing:
             await backoff.wait()
             try:
+                # Every pooled connection died with the link: start afresh, not one failure each.
+                await self.client.connection_pool.disconnect()
                 await self.client.ping()
                 await self._connected()
                 return

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from loadtest.harness import local_gateway
+from loadtest.redis_server import LocalRedis
 from pipeline.audio import ASR_SAMPLE_RATE, Audio, Samples, write_wav
 from pipeline.fixtures import Clip, default_fixtures_dir, load_manifest
 from pipeline.models import Models
@@ -67,6 +68,24 @@ async def serving(settings: Settings, models: Models) -> AsyncIterator[str]:
 async def gateway(settings: Settings, models: Models) -> AsyncIterator[str]:
     async with serving(settings, models) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    """A private redis-server (Debian's) on a free 127.0.0.1 port, for the whole session."""
+    with LocalRedis(tmp_path_factory.mktemp("redis"), password="test-secret") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: LocalRedis) -> Iterator[str]:
+    """A fresh, empty Redis for each test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url
 
 
 @pytest.fixture
