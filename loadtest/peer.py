@@ -188,6 +188,10 @@ class Participant:
             "type": "offer",
         }
         response = await http.post(f"{self.base_url}/api/rooms/{self.room}/join", json=body)
+        if response.status_code == 307:  # the room lives on another gateway: join it there
+            location = httpx.URL(response.headers["location"])
+            self.base_url = f"{location.scheme}://{location.netloc.decode()}"
+            response = await http.post(str(location), json=body)
         response.raise_for_status()
         answer = response.json()
         self.participant_id, self.secret = answer["participant_id"], answer["secret"]
