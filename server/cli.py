@@ -116,6 +116,7 @@ def worker(
     """A pipeline worker: takes the jobs it can serve from Redis Streams. SIGTERM finishes the
     jobs in hand and leaves; a second signal leaves at once."""
     import asyncio
+    import logging
 
     from pipeline.capabilities import STAGES
     from pipeline.models import shared_models
@@ -137,6 +138,9 @@ def worker(
         process = Worker.for_models(
             settings, shared_models(settings), chosen, served, settings.asr_device, worker_id
         )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     info = process.info
     err.print(
         f"{info.worker_id}: {', '.join(info.stages)} on {info.device}; "
