@@ -73,6 +73,11 @@ class WorkerDirectory:
         self._grace_s = grace_s
         self._last_read: dict[str, float] = {}
 
+    def extend_grace(self) -> None:
+        """The link is back: give every known worker a fresh grace to advertise again."""
+        now = time.monotonic()
+        self._last_read = dict.fromkeys(self.workers, now)
+
     async def refresh(self, client: aioredis.Redis) -> None:
         keys = [key async for key in client.scan_iter(match=worker_key("*"), count=100)]
         values = await client.mget(keys) if keys else []

@@ -126,27 +126,42 @@ class Cascade:
 
     def recognize(self, utterance: Utterance, targets: Iterable[str]) -> CascadeResult:
         """The ASR stage: a transcript, a drop, or (ASR failed) a failure for every target."""
-        result = CascadeResult(utterance)
-        SPEECH_SECONDS.inc(utterance.segment.duration_s)
-        if utterance.segment.speech_ratio < self._min_speech_ratio:
-            return self._drop(result, "no_speech")
+        return self.recognize_many([(utterance, tuple(targets))])[0]
+
+    def recognize_many(self, jobs: list[tuple[Utterance, tuple[str, ...]]]) -> list[CascadeResult]:
+        """The ASR stage for several utterances, in one model call where the recognizer batches."""
+        results = [CascadeResult(utterance) for utterance, _ in jobs]
+        heard: list[int] = []
+        for index, (utterance, _targets) in enumerate(jobs):
+            SPEECH_SECONDS.inc(utterance.segment.duration_s)
+            if utterance.segment.speech_ratio < self._min_speech_ratio:
+                self._drop(results[index], "no_speech")
+            else:
+                heard.append(index)
+        if not heard:
+            return results
+        items = [(jobs[i][0].segment.samples, jobs[i][0].language) for i in heard]
         try:
             with timed_stage("asr", "whisper") as asr_elapsed:
-                result.transcript = self._recognizer.transcribe(
-                    utterance.segment.samples, utterance.language
-                )
+                transcripts = self._recognizer.transcribe_batch(items)
         except Exception as exc:
-            result.asr_s = asr_elapsed[0] if asr_elapsed else 0.0
-            for target in targets:
-                result.translations[target] = Translation(
-                    self._failure(utterance.said, target, "asr", exc)
-                )
-            UTTERANCES.labels("failed").inc()
-            return result
-        result.asr_s = asr_elapsed[0]
-        if not result.transcript.is_speech:
-            return self._drop(result, result.transcript.dropped_reason or "no_speech")
-        return result
+            for index in heard:
+                self._asr_failed(results[index], jobs[index][1], exc)
+            return results
+        for index, transcript in zip(heard, transcripts, strict=True):
+            result = results[index]
+            result.asr_s = asr_elapsed[0] / len(heard)
+            result.transcript = transcript
+            if not transcript.is_speech:
+                self._drop(result, transcript.dropped_reason or "no_speech")
+        return results
+
+    def _asr_failed(self, result: CascadeResult, targets: Iterable[str], exc: Exception) -> None:
+        for target in targets:
+            result.translations[target] = Translation(
+                self._failure(result.utterance.said, target, "asr", exc)
+            )
+        UTTERANCES.labels("failed").inc()
 
     async def process_async(
         self,

@@ -117,6 +117,7 @@ class RedisBus(Bus):
         self._run_id = run_id
         if self._last_result_id == "$":
             self._last_result_id = await self._stream_tail()
+        self.workers.extend_grace()
         await self.workers.refresh(self.client)
         was_paused = not self._up.is_set() and self._reconnecting is not None
         self._up.set()

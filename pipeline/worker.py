@@ -21,6 +21,7 @@ from typing import TypeVar
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 
+from pipeline.audio import Samples
 from pipeline.capabilities import STAGES, WorkerInfo, advertisement, stamped
 from pipeline.cascade import Cascade, CascadeResult, Translation
 from pipeline.events import CaptionFinal, UtteranceFailed
@@ -113,6 +114,31 @@ def describe(
         ]
     described = {"asr": settings.asr_model, "mt": ",".join(settings.mt_backends)}
     return advertisement(worker_id, stages, asr_languages, pairs, described, device)
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """A job read from a stream: where it came from, what it is, how often it was delivered."""
+
+    stream: str
+    entry_id: str
+    payload: tuple[JobHeader, Samples] | TextJob
+    deliveries: int
+
+    @property
+    def header(self) -> JobHeader:
+        assert isinstance(self.payload, tuple)
+        return self.payload[0]
+
+    @property
+    def samples(self) -> Samples:
+        assert isinstance(self.payload, tuple)
+        return self.payload[1]
+
+    @property
+    def text_job(self) -> TextJob:
+        assert isinstance(self.payload, TextJob)
+        return self.payload
 
 
 class Worker:
@@ -249,41 +275,49 @@ class Worker:
         return claimed
 
     async def _handle(self, stage: str, batch: list[Entry], reclaimed: bool) -> None:
+        jobs: list[_Taken] = []
         for stream, entry_id, fields in batch:
             try:
                 deliveries = await self._deliveries(stream, entry_id) if reclaimed else 1
-                async with self._holding(stream, entry_id):
-                    if stage == "asr":
-                        await self._recognize(stream, entry_id, fields, deliveries)
-                    else:
-                        await self._translate(stream, entry_id, fields, deliveries)
-                self.jobs_done += 1
+                parse = read_job if stage == "asr" else read_text_job
+                jobs.append(_Taken(stream, entry_id, parse(fields), deliveries))
             except WireError as exc:
                 LOG.error("dropping malformed entry %s on %s: %s", entry_id, stream, exc)
                 BUS_JOBS.labels("malformed").inc()
                 await self._client.xack(stream, GROUP, entry_id)
-            except LINK_ERRORS:
-                raise
-            except Exception:  # left pending: reclaimed, and failed once delivered too often
-                LOG.exception("job %s on %s failed in %s", entry_id, stream, self.worker_id)
+        if not jobs:
+            return
+        try:
+            async with self._holding(jobs):
+                if stage == "asr":
+                    await self._recognize(jobs)
+                else:
+                    for job in jobs:
+                        await self._translate(job)
+            self.jobs_done += len(jobs)
+        except LINK_ERRORS:
+            raise
+        except Exception:  # left pending: reclaimed, and failed once delivered too often
+            LOG.exception("%s failed on %d job(s) of %s", self.worker_id, len(jobs), stage)
 
     async def _deliveries(self, stream: str, entry_id: str) -> int:
         pending = await self._client.xpending_range(stream, GROUP, entry_id, entry_id, 1)
         return int(pending[0]["times_delivered"]) if pending else 1
 
     @contextlib.asynccontextmanager
-    async def _holding(self, stream: str, entry_id: str) -> AsyncIterator[None]:
-        """Keep the job's idle time low while it runs, so no other worker reclaims it."""
+    async def _holding(self, jobs: list[_Taken]) -> AsyncIterator[None]:
+        """Keep the jobs' idle time low while they run, so no other worker reclaims them."""
 
         async def keep() -> None:
             while True:
                 await asyncio.sleep(self.settings.bus_claim_idle_s / 3)
-                with contextlib.suppress(*LINK_ERRORS):
-                    await self._client.xclaim(
-                        stream, GROUP, self.worker_id, 0, [entry_id], justid=True
-                    )
+                for job in jobs:
+                    with contextlib.suppress(*LINK_ERRORS):
+                        await self._client.xclaim(
+                            job.stream, GROUP, self.worker_id, 0, [job.entry_id], justid=True
+                        )
 
-        task = asyncio.create_task(keep(), name="hold-job")
+        task = asyncio.create_task(keep(), name="hold-jobs")
         try:
             yield
         finally:
@@ -294,20 +328,23 @@ class Worker:
     async def _in_thread(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
-    async def _recognize(
-        self, stream: str, entry_id: str, fields: dict[bytes, bytes], deliveries: int
-    ) -> None:
-        header, samples = read_job(fields)
-        dedup = done_key(header.job_id, "asr", header.language)
-        if deliveries > self.settings.bus_max_deliveries:
-            outputs = self._given_up(header, header.targets, deliveries)
-        else:
-            utterance = header.utterance(samples)
-            result = await self._in_thread(
-                lambda: self._cascade.recognize(utterance, header.targets)
+    async def _recognize(self, jobs: list[_Taken]) -> None:
+        """ASR for a batch (one model call where the recognizer batches), then each completes."""
+        limit = self.settings.bus_max_deliveries
+        live = [job for job in jobs if job.deliveries <= limit]
+        work = [(job.header.utterance(job.samples), job.header.targets) for job in live]
+        results = await self._in_thread(lambda: self._cascade.recognize_many(work)) if work else []
+        outcome = {id(job): result for job, result in zip(live, results, strict=True)}
+        for job in jobs:
+            header = job.header
+            result = outcome.get(id(job))
+            outputs = (
+                self._given_up(header, header.targets, job.deliveries)
+                if result is None
+                else await self._after_recognition(header, result)
             )
-            outputs = await self._after_recognition(header, result)
-        await self._complete(stream, entry_id, dedup, outputs)
+            dedup = done_key(header.job_id, "asr", header.language)
+            await self._complete(job.stream, job.entry_id, dedup, outputs)
 
     async def _after_recognition(self, header: JobHeader, result: CascadeResult) -> list[Output]:
         reply_to = results_stream(header.gateway)
@@ -339,16 +376,14 @@ class Worker:
             outputs.append(Output(translate_stream(header.language, target), text_job_fields(job)))
         return outputs
 
-    async def _translate(
-        self, stream: str, entry_id: str, fields: dict[bytes, bytes], deliveries: int
-    ) -> None:
-        job = read_text_job(fields)
+    async def _translate(self, taken: _Taken) -> None:
+        job = taken.text_job
         header, target = job.job, job.target
+        stream, entry_id = taken.stream, taken.entry_id
         dedup = done_key(header.job_id, "translate", target)
-        if deliveries > self.settings.bus_max_deliveries:
-            await self._complete(
-                stream, entry_id, dedup, self._given_up(header, (target,), deliveries)
-            )
+        if taken.deliveries > self.settings.bus_max_deliveries:
+            outputs = self._given_up(header, (target,), taken.deliveries)
+            await self._complete(stream, entry_id, dedup, outputs)
             return
         said = job.said.said()
         translation = await self._in_thread(lambda: self._cascade.translate(said, job.text, target))

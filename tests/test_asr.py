@@ -128,3 +128,17 @@ def test_tiny_en_transcribes_english_and_refuses_other_languages(
     assert edits / words <= 0.3
     with pytest.raises(UnsupportedLanguageError):
         recognizer.transcribe(audio.samples, "pt")
+
+
+def test_a_batch_of_segments_reads_as_each_one_alone(models: Models, clips: list[Clip]) -> None:
+    """Batched decoding (several segments per model call, for GPU workers) changes no words,
+    keeps the order across languages, and still drops non-speech."""
+    names = ["en_commonvoice_platforms", "es_commonvoice_arenas", "en_ljspeech_LJ001-0004"]
+    chosen = [clip_named(clips, name) for name in names]
+    items = [(read_file(c.path, 16000).samples, c.language) for c in chosen]
+    items.insert(1, (white_noise(3.0), "en"))
+    together = models.recognizer.transcribe_batch(items)
+    alone = [models.recognizer.transcribe(samples, language) for samples, language in items]
+    assert [t.text for t in together] == [t.text for t in alone]
+    assert not together[1].is_speech
+    assert all(t.is_speech for t in together[:1] + together[2:])

@@ -137,6 +137,19 @@ async def test_each_target_gets_one_final_and_its_caption_first(redis_url: str) 
     assert bus.pending == 0
 
 
+async def test_a_worker_takes_jobs_in_batches_and_finishes_each_once(redis_url: str) -> None:
+    inbox = Inbox()
+    batching = en_pt_worker(redis_url, worker_batch=4)
+    async with gateway_bus(redis_url, inbox) as bus:
+        await bus.client.set(worker_key("w1"), stamped(batching.info), px=5000)
+        await bus.workers.refresh(bus.client)
+        for index in range(6):  # queued before the worker reads: it takes 4, then 2
+            await bus.submit(job(index))
+        async with running(batching):
+            await inbox.until(6)
+    assert sorted(inbox.finals()) == [(f"room/ana/{i}", "pt") for i in range(6)]
+
+
 async def test_a_segment_without_speech_is_dropped_once_for_all_targets(redis_url: str) -> None:
     inbox = Inbox()
     async with running(en_pt_worker(redis_url)), gateway_bus(redis_url, inbox) as bus:

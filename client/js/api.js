@@ -19,8 +19,26 @@ async function request(path, body) {
   return data;
 }
 
+// ICE servers as the gateway sends them (null username/credential) → RTCIceServer dictionaries.
+export function rtcIceServers(servers = []) {
+  return servers.map(({ urls, username, credential }) => ({
+    urls, ...(username ? { username } : {}), ...(credential ? { credential } : {}),
+  }));
+}
+
+// Where to join a room: null when here, else the URL of the gateway that holds it (same query).
+export function gatewayFor(entry, here, query) {
+  if (!entry.gateway_url) return null;
+  const there = new URL(entry.gateway_url);
+  if (there.origin === new URL(here).origin) return null;
+  there.pathname = "/";
+  there.search = new URLSearchParams(query).toString();
+  return there.toString();
+}
+
 export const api = {
   languages: () => request("/api/languages"),
+  entry: (room) => request(`/api/rooms/${encodeURIComponent(room)}/entry`),
   join: (room, body) => request(`/api/rooms/${encodeURIComponent(room)}/join`, body),
   renegotiate: (room, id, body) => request(`/api/rooms/${encodeURIComponent(room)}/participants/${id}/offer`, body),
   floor: (room, id, secret, action) => request(`/api/rooms/${encodeURIComponent(room)}/participants/${id}/floor`, { secret, action }),

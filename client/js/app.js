@@ -1,5 +1,5 @@
 // Dragoman's browser client: join screen, call screen, captions, controls.
-import { api, ApiError } from "./api.js";
+import { api, ApiError, gatewayFor, rtcIceServers } from "./api.js";
 import { Call } from "./call.js";
 import { CaptionStore } from "./captions.js";
 import { watchLevel } from "./meter.js";
@@ -130,9 +130,19 @@ async function join(event) {
   if (!language) return setProblem("join", "Choose a language this server supports.");
   setProblem("join", "");
   $("join").disabled = true;
+  let entry;
+  try {
+    entry = await api.entry(room);
+  } catch (error) {
+    $("join").disabled = false;
+    return setProblem("join", `Could not reach the server: ${error.message}`);
+  }
+  const elsewhere = gatewayFor(entry, location.href, { room, name, lang: language });
+  if (elsewhere) return location.assign(elsewhere); // the room is held by another gateway
   state.stopMeter?.();
   const call = new Call({
     room, name, language, stream: state.stream || new MediaStream(),
+    iceServers: rtcIceServers(entry.ice_servers),
     onEvent: onRoomEvent, onState: onConnectionState, onTracks,
   });
   try {
@@ -224,6 +234,9 @@ function onRoomEvent(event) {
       return showCaption(state.captions.apply(event), true);
     case "caption.partial":
       return showCaption(state.captions.apply(event), false);
+    case "translation.status":
+      $("translation-paused").hidden = !event.paused;
+      return undefined;
     case "utterance.failed":
       return showNotice(`Translation into ${event.target_language} failed (${event.stage}): ${event.reason}`);
     case "utterance.dropped":

@@ -32,3 +32,7 @@ class SpeechRecognizer(ABC):
     def languages(self) -> list[str]:
         """The languages it transcribes (a multilingual model: every language Dragoman names)."""
         return list(LANGUAGE_NAMES)
+
+    def transcribe_batch(self, items: list[tuple[Samples, str]]) -> list[Transcript]:
+        """Several segments at once, where a backend gains from it (a GPU); else one by one."""
+        return [self.transcribe(samples, language) for samples, language in items]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from faster_whisper import WhisperModel
+import numpy as np
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.asr.models import WhisperSource
-from pipeline.audio import Samples
+from pipeline.audio import ASR_SAMPLE_RATE, Samples
 from pipeline.errors import UnsupportedLanguageError
 
 # Phrases Whisper is known to produce from non-speech (credits, sign-offs of its training videos).
@@ -87,6 +90,48 @@ class WhisperRecognizer(SpeechRecognizer):
         )
         # faster-whisper decodes lazily: consuming the generator is the work, here in this thread.
         return self._keep_speech(segments, language)
+
+    def transcribe_batch(self, items: list[tuple[Samples, str]]) -> list[Transcript]:
+        """Segments of one language decoded as one batch: concatenated, each its own clip."""
+        by_language: dict[str, list[int]] = defaultdict(list)
+        for index, (_samples, language) in enumerate(items):
+            by_language[language].append(index)
+        transcripts: dict[int, Transcript] = {}
+        for language, indices in by_language.items():
+            if len(indices) == 1 or not self._batched_language_ok(language):
+                for index in indices:
+                    transcripts[index] = self.transcribe(*items[index])
+                continue
+            batch = self._transcribe_together([items[i][0] for i in indices], language)
+            transcripts.update(zip(indices, batch, strict=True))
+        return [transcripts[index] for index in range(len(items))]
+
+    def _batched_language_ok(self, language: str) -> bool:
+        return self.source.multilingual or language == "en"
+
+    def _transcribe_together(self, clips: list[Samples], language: str) -> list[Transcript]:
+        starts = np.cumsum([0, *(len(clip) for clip in clips)]) / ASR_SAMPLE_RATE
+        boundaries = [float(start) for start in starts[:-1]]
+        segments, _info = BatchedInferencePipeline(self._model).transcribe(
+            np.concatenate(clips),
+            language=language,
+            beam_size=self._beam_size,
+            temperature=0.0,
+            without_timestamps=True,
+            vad_filter=False,
+            clip_timestamps=[
+                {"start": float(starts[i]), "end": float(starts[i + 1])} for i in range(len(clips))
+            ],
+            batch_size=len(clips),
+            no_speech_threshold=self._guard.no_speech_threshold,
+            log_prob_threshold=self._guard.logprob_threshold,
+            compression_ratio_threshold=self._guard.compression_ratio_threshold,
+        )
+        per_clip: list[list[Any]] = [[] for _ in clips]
+        for segment in segments:  # consumed here: the decoding happens in this thread
+            clip = bisect.bisect_right(boundaries, segment.start + 1e-3) - 1
+            per_clip[max(0, clip)].append(segment)
+        return [self._keep_speech(found, language) for found in per_clip]
 
     def _keep_speech(self, segments: Iterable[Any], language: str) -> Transcript:
         kept: list[str] = []
