@@ -22,6 +22,7 @@ from pipeline.audio import Audio, Samples
 from pipeline.bus import Job, JobResult
 from pipeline.capabilities import STAGES, advertisement
 from pipeline.cascade import Cascade, Utterance
+from pipeline.events import CaptionFinal
 from pipeline.mt.base import Translator
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.redis_bus import RedisBus
@@ -65,17 +66,35 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _run(url: str, jobs: int, burst: int, payload_bytes: int, step: Step) -> dict[str, float]:
-    settings = Settings(redis_url=url, bus_heartbeat_s=0.2, worker_batch=16)
+    maxlen = 4 * (burst + 10)  # streams hold the whole burst: trimming would drop unread jobs
+    settings = Settings(
+        redis_url=url,
+        bus_heartbeat_s=0.2,
+        worker_batch=16,
+        bus_queue_size=burst + 10,
+        bus_stream_maxlen=maxlen,
+    )
     info = advertisement("bench-worker", STAGES, ["en"], [("en", "pt")], {}, "cpu")
     worker = Worker(settings, trivial_cascade(), info)
     done: dict[str, float] = {}
+    failed: list[str] = []
     arrived = asyncio.Event()
 
     async def on_result(result: JobResult) -> None:
-        done[result.job.utterance.utterance_id] = time.perf_counter()
+        utterance_id = result.job.utterance.utterance_id
+        done[utterance_id] = time.perf_counter()
+        if not all(isinstance(t.event, CaptionFinal) for t in result.result.translations.values()):
+            failed.append(utterance_id)
         arrived.set()
 
-    bus = RedisBus(url, "bench-gateway", on_result, queue_size=burst + 10, heartbeat_s=0.2)
+    bus = RedisBus(
+        url,
+        "bench-gateway",
+        on_result,
+        queue_size=burst + 10,
+        heartbeat_s=0.2,
+        stream_maxlen=maxlen,
+    )
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
     await bus.start()
@@ -102,6 +121,7 @@ async def _run(url: str, jobs: int, burst: int, payload_bytes: int, step: Step) 
         "hop_p50_ms": statistics.median(hops) * 1000,
         "hop_p99_ms": _percentile(hops, 99) * 1000,
         "jobs_per_s": burst / elapsed,
+        "failed_jobs": float(len(failed)),
         "payload_bytes": float(payload_bytes),
         "jobs_timed": float(jobs),
     }

@@ -155,6 +155,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _streams_hold_every_queued_job(self) -> Settings:
+        if self.bus_stream_maxlen < 4 * self.bus_queue_size:
+            raise ValueError(
+                "DRAGOMAN_BUS_STREAM_MAXLEN must be at least 4 × DRAGOMAN_BUS_QUEUE_SIZE, "
+                "or queued jobs could be trimmed before a worker reads them"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _turn_needs_secret(self) -> Settings:
         if self.turn_urls and self.turn_secret is None:
             raise ValueError("DRAGOMAN_TURN_URLS is set but DRAGOMAN_TURN_SECRET is not")

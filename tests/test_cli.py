@@ -226,3 +226,25 @@ def test_bench_pipeline_prints_the_figures_as_json(settings: Settings) -> None:
         assert figures[key] > 0, key
     assert figures["clips"] == 6
     assert set(figures["asr_wer"]) == {"en", "es", "pt", "fr", "de", "ca"}
+
+
+@pytest.mark.redis
+def test_bench_bus_prints_the_figures_as_json(settings: Settings) -> None:
+    result = run(settings, "bench", "bus", "--json", "--jobs", "20", "--burst", "50")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert 0 < figures["hop_p50_ms"] <= figures["hop_p99_ms"]
+    assert figures["jobs_per_s"] > 0 and figures["failed_jobs"] == 0
+    assert figures["payload_bytes"] == 20000
+
+
+def test_worker_refuses_bad_options_in_one_line(settings: Settings) -> None:
+    assert_one_line_error(run(settings, "worker", "--stages", "tts"), r"unknown stage")
+    assert_one_line_error(
+        run(settings, "worker", "--redis-url", "redis://127.0.0.1:9/0", "--device", "tpu"),
+        r"unknown device 'tpu'",
+    )
+    assert_one_line_error(run(settings, "worker"), r"needs --redis-url")
+    assert_one_line_error(
+        run(settings, "worker", "--redis-url", "http://x"), r"DRAGOMAN_REDIS_URL: .*redis://"
+    )

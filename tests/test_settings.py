@@ -86,6 +86,11 @@ def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch
         ({"inference_threads": 0}, "inference_threads", "greater than or equal to 1"),
         ({"segment_max_s": 1.0}, "segment_max_s", "greater than or equal to 2"),
         ({"asr_device": "tpu"}, "asr_device", "cpu"),
+        ({"redis_url": "http://redis:6379"}, "redis_url", "redis://"),
+        ({"gateway_id": "gw one"}, "gateway_id", "pattern"),
+        ({"turn_urls": ["turn:t:3478"]}, None, "DRAGOMAN_TURN_SECRET is not"),
+        ({"bus_queue_size": 500}, None, "4 × DRAGOMAN_BUS_QUEUE_SIZE"),
+        ({"bus_claim_idle_s": 0}, "bus_claim_idle_s", "greater than 0"),
     ],
 )
 def test_bad_values_raise_validation_error(
