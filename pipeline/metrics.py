@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -24,6 +24,8 @@ BUS_JOBS = Counter(
     "Redis bus jobs by outcome (done, duplicate, reclaimed, poison, malformed, expired)",
     ["outcome"],
 )
+BUS_PENDING = Gauge("dragoman_bus_pending_jobs", "Jobs a gateway submitted without all results")
+BUS_CONNECTED = Gauge("dragoman_bus_connected", "1 while this process reaches Redis")
 BUS_HOP_SECONDS = Histogram(
     "dragoman_bus_result_seconds",
     "Submit to terminal result through the Redis bus, per target",

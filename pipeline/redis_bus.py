@@ -24,7 +24,7 @@ from pipeline.bus import Bus, CaptionHandler, Job, JobResult, ResultHandler, fai
 from pipeline.capabilities import WorkerDirectory
 from pipeline.cascade import CascadeResult, Translation
 from pipeline.events import CaptionFinal, TranslationStatus, UtteranceFailed
-from pipeline.metrics import BUS_HOP_SECONDS, BUS_JOBS
+from pipeline.metrics import BUS_CONNECTED, BUS_HOP_SECONDS, BUS_JOBS, BUS_PENDING
 from pipeline.streams import (
     LINK_ERRORS,
     Backoff,
@@ -121,6 +121,7 @@ class RedisBus(Bus):
         await self.workers.refresh(self.client)
         was_paused = not self._up.is_set() and self._reconnecting is not None
         self._up.set()
+        BUS_CONNECTED.set(1)
         await self._dispatch_undelivered()
         if was_paused:
             self._status(TranslationStatus(paused=False, reason="pipeline reachable again"))
@@ -134,6 +135,7 @@ class RedisBus(Bus):
         if self._closing or (self._reconnecting is not None and not self._reconnecting.done()):
             return
         self._up.clear()
+        BUS_CONNECTED.set(0)
         self._status(TranslationStatus(paused=True, reason="pipeline unreachable; reconnecting"))
         LOG.warning("lost Redis (%s); reconnecting", reason)
         self._reconnecting = asyncio.create_task(self._reconnect(), name="bus-reconnect")
@@ -175,6 +177,7 @@ class RedisBus(Bus):
             remaining=set(targets),
         )
         self._pending[pending.job_id] = pending
+        BUS_PENDING.set(len(self._pending))
         if self._up.is_set():
             await self._dispatch(pending)
 
@@ -273,6 +276,7 @@ class RedisBus(Bus):
 
     def _finish(self, pending: _Pending) -> None:
         self._pending.pop(pending.job_id, None)
+        BUS_PENDING.set(len(self._pending))
 
     async def _maintain(self) -> None:
         """Each heartbeat: detect a restarted server, refresh the workers, expire late jobs."""

@@ -229,9 +229,15 @@ class Worker:
         while not stop.is_set():
             try:
                 await ensure_groups(self._client, streams)
+                # Jobs this worker took but did not finish (a lost link, or a restart with the
+                # same --worker-id) come first, without waiting for another worker to reclaim.
+                own_pending = True
                 while not stop.is_set():
                     batch: list[Entry] = []
-                    if loop.time() >= next_reclaim:
+                    if own_pending:
+                        batch = await self._read(streams, own_pending=True)
+                        own_pending = bool(batch)
+                    if not batch and loop.time() >= next_reclaim:
                         batch = await self._reclaim(streams)
                         next_reclaim = loop.time() + reclaim_every
                     reclaimed = bool(batch)
@@ -242,19 +248,23 @@ class Worker:
                     backoff.reset()
             except LINK_ERRORS as exc:
                 LOG.warning("%s: Redis unreachable (%s); retrying", self.worker_id, exc)
+                with contextlib.suppress(*LINK_ERRORS):
+                    # Every pooled connection died with the link: start afresh.
+                    await self._client.connection_pool.disconnect()
                 await backoff.wait()
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 LOG.warning("%s: consumer group gone (Redis restarted?); recreating", stage)
 
-    async def _read(self, streams: list[str]) -> list[Entry]:
+    async def _read(self, streams: list[str], own_pending: bool = False) -> list[Entry]:
+        """New jobs (blocking up to 0.5 s), or with `own_pending` the ones taken but unfinished."""
         reply = await self._client.xreadgroup(
             GROUP,
             self.worker_id,
-            dict.fromkeys(streams, ">"),
+            dict.fromkeys(streams, "0" if own_pending else ">"),
             count=self.settings.worker_batch,
-            block=500,
+            block=None if own_pending else 500,
         )
         return entries(reply)
 

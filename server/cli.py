@@ -112,6 +112,10 @@ def worker(
         str | None, typer.Option(help="serve only these languages, e.g. en,pt (default: all)")
     ] = None,
     worker_id: Annotated[str | None, typer.Option(help="name on the bus (default: random)")] = None,
+    metrics_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="serve Prometheus /metrics here (0: off)")
+    ] = 0,
+    metrics_host: Annotated[str, typer.Option(help="address for /metrics")] = "127.0.0.1",
 ) -> None:
     """A pipeline worker: takes the jobs it can serve from Redis Streams. SIGTERM finishes the
     jobs in hand and leaves; a second signal leaves at once."""
@@ -141,6 +145,10 @@ def worker(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
     info = process.info
     err.print(
         f"{info.worker_id}: {', '.join(info.stages)} on {info.device}; "

@@ -199,6 +199,24 @@ async def test_a_stalled_job_is_reclaimed_by_another_worker(redis_url: str) -> N
     assert isinstance(inbox.events("pt")[0], CaptionFinal)
 
 
+async def test_a_worker_restarted_under_its_name_finishes_its_own_jobs_first(
+    redis_url: str,
+) -> None:
+    inbox = Inbox()
+    async with gateway_bus(redis_url, inbox) as bus:
+        before = en_pt_worker(redis_url, "steady")
+        await bus.client.set(worker_key("steady"), stamped(before.info), px=5000)
+        await bus.workers.refresh(bus.client)
+        await bus.submit(job(0))
+        await before._client.xgroup_create(asr_stream("en"), GROUP, id="0", mkstream=True)
+        assert len(await before._read([asr_stream("en")])) == 1  # taken, then the process died
+        await before._client.aclose()
+        # Another worker would wait a minute to reclaim it; the same name takes it back at once.
+        async with running(en_pt_worker(redis_url, "steady", bus_claim_idle_s=60)):
+            await inbox.until(1, timeout_s=5)
+    assert inbox.finals() == [("room/ana/0", "pt")]
+
+
 async def test_no_worker_for_a_language_fails_with_a_clear_reason(redis_url: str) -> None:
     inbox = Inbox()
     worker = en_pt_worker(redis_url)

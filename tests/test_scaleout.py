@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 
+from loadtest.harness import free_port
 from loadtest.peer import Participant
 from loadtest.redis_server import LocalRedis
 from pipeline.audio import ASR_SAMPLE_RATE, read_file
@@ -44,6 +45,7 @@ class Cluster:
     settings: Settings
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics_port: int = field(default_factory=free_port)
 
     def start_worker(self, name: str) -> None:
         env = {
@@ -60,6 +62,7 @@ class Cluster:
             "--worker-id",
             name,
             *WORKERS[name],
+            *(["--metrics-port", str(self.metrics_port)] if name == "full" else []),
         ]
         with (self.logs / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
@@ -166,6 +169,9 @@ async def test_two_workers_translate_a_rooms_speech_end_to_end(
         assert consumers, "the Spanish translations were made by the full worker"
     finally:
         client.close()
+    metrics = (await http.get(f"http://127.0.0.1:{running.metrics_port}/metrics")).text
+    assert 'dragoman_bus_jobs_total{outcome="done"}' in metrics
+    assert 'dragoman_stage_seconds_count{backend="whisper",stage="asr"}' in metrics
     await leave_all(http, ana, bel, cai)
 
 
