@@ -31,9 +31,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# The gateway with in-process pipeline workers and the offline default models.
+# The gateway with in-process pipeline workers and the offline default models, in development
+# mode (open rooms, no tokens); production sets DRAGOMAN_JWT_SECRET instead.
 run: setup
-	$(BIN)/dragoman serve
+	$(BIN)/dragoman serve --open-rooms
 
 demo: setup
 	$(BIN)/dragoman translate $(FIXTURES)/speech/en/en_jfk_inaugural_1961.wav --to pt,es --out out/demo

@@ -145,7 +145,8 @@ async def bench_call(
     """Latency in a 3-person room; then the same speech to 1+2 and 1+`crowd` listeners."""
     use_loopback_candidates(True)
     english = [c for c in clips if c.language == "en"]
-    async with local_gateway(settings, models) as url:
+    # A benchmark's private loopback gateway: open rooms (no tokens to mint).
+    async with local_gateway(settings.model_copy(update={"open_rooms": True}), models) as url:
         main = await run_call(url, "latency", english, ["pt", "es"], video=True, step=step)
         small = await run_call(url, "small", english[:2], ["pt", "es"], video=False, step=step)
         large = await run_call(

@@ -25,6 +25,7 @@ class LocalServer:
         self._env = {
             **os.environ,
             "DRAGOMAN_TRANSLATION_MODE": mode,
+            "DRAGOMAN_OPEN_ROOMS": "true",  # a private loopback server for the load test
             "DRAGOMAN_MAX_PARTICIPANTS_PER_ROOM": str(max_participants),
         }
         self._process: subprocess.Popen[bytes] | None = None

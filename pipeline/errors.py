@@ -29,3 +29,7 @@ class StageError(DragomanError):
         self.stage = stage
         self.reason = reason
         self.recoverable = recoverable
+
+
+class ConfigurationError(DragomanError):
+    """A setting that cannot work; start-up stops with this message."""

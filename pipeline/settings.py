@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     pipeline_workers: int = Field(1, ge=1, le=16, description="utterances processed at once")
     bus_queue_size: int = Field(64, ge=1, le=10_000, description="jobs waiting or in flight")
 
+    # Access control and limits
+    open_rooms: bool = Field(
+        False, description="development: anyone may join any room, without a token"
+    )
+    jwt_secret: SecretStr | None = Field(None, description="HS256 key that signs room tokens")
+    max_body_bytes: int = Field(128 * 1024, ge=1024, le=16 * 1024 * 1024)
+    joins_per_ip_per_minute: int = Field(30, ge=1, le=100_000)
+
     # Scale-out: Redis Streams bus, workers, room directory, TURN
     redis_url: str | None = Field(
         None, description="redis://[:password@]host:port/db; unset: in-process workers"

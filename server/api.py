@@ -10,12 +10,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from pipeline.errors import UnsupportedLanguageError
 from pipeline.events import CaptionFinal, FloorChanged, ParticipantInfo
 from pipeline.languages import LANGUAGE_NAMES, normalize_language
 from pipeline.settings import IceServer
-from server.errors import BadRequest
+from server.access import Access, Grant
+from server.errors import BadRequest, Forbidden
+from server.room import Room
 from server.rooms import ROOM_ID, RoomRegistry
 from server.turn import ice_servers_for
 
@@ -31,21 +34,47 @@ def registry(request: Request) -> RoomRegistry:
 Registry = Annotated[RoomRegistry, Depends(registry)]
 
 
+def room_grant(room_id: str, request: Request) -> Grant:
+    """Every room call carries the room's token (unless rooms are open, in development)."""
+    access: Access = request.app.state.access
+    return access.admit(room_id, request.headers.get("authorization"))
+
+
+RoomGrant = Annotated[Grant, Depends(room_grant)]
+
+
+def owned(room: Room, participant_id: str, grant: Grant) -> None:
+    """A participant's calls need that participant's own token (its secret is checked too)."""
+    participant = room.participants.get(participant_id)
+    others = participant is not None and participant.grant.identity != grant.identity
+    if others and grant.identity is not None:
+        raise Forbidden("this access token belongs to another participant")
+
+
 class SessionDescription(BaseModel):
-    sdp: str = Field(max_length=MAX_SDP_BYTES)
+    sdp: str
     type: Literal["offer"] = "offer"
 
     @field_validator("sdp")
     @classmethod
     def _looks_like_sdp(cls, sdp: str) -> str:
+        size = len(sdp.encode("utf-8", "surrogatepass"))
+        if size > MAX_SDP_BYTES:
+            raise PydanticCustomError(
+                "too_large",
+                "the SDP is {size} bytes; at most {limit}",
+                {"size": size, "limit": MAX_SDP_BYTES},
+            )
         if not sdp.startswith("v=0"):
             raise ValueError("not an SDP offer (must start with 'v=0')")
         sections = sdp.count("\nm=")
         if sections == 0:
             raise ValueError("the offer has no media section (add a DataChannel, audio or video)")
         if sections > MAX_MEDIA_SECTIONS:
-            raise ValueError(
-                f"the offer has {sections} media sections; at most {MAX_MEDIA_SECTIONS}"
+            raise PydanticCustomError(
+                "too_large",
+                "the offer has {sections} media sections; at most {limit}",
+                {"sections": sections, "limit": MAX_MEDIA_SECTIONS},
             )
         return sdp
 
@@ -97,6 +126,10 @@ class MuteAction(Credentials):
     muted: bool
 
 
+class Moderation(BaseModel):
+    action: Literal["mute", "requeue", "remove"]
+
+
 class RoomState(BaseModel):
     room: str
     participants: list[ParticipantInfo]
@@ -127,7 +160,7 @@ async def languages(request: Request) -> list[Language]:
 
 
 @router.get("/rooms/{room_id}/entry")
-async def entry(room_id: str, rooms: Registry) -> RoomEntry:
+async def entry(room_id: str, rooms: Registry, grant: RoomGrant) -> RoomEntry:
     """Call before creating the peer connection: where to join, and STUN/TURN servers (TURN
     with credentials that expire after DRAGOMAN_TURN_TTL_S)."""
     if not ROOM_ID.match(room_id):
@@ -142,20 +175,24 @@ async def entry(room_id: str, rooms: Registry) -> RoomEntry:
 
 
 @router.post("/rooms/{room_id}/join")
-async def join(room_id: str, body: JoinRequest, rooms: Registry, request: Request) -> JoinResponse:
+async def join(
+    room_id: str, body: JoinRequest, rooms: Registry, request: Request, grant: RoomGrant
+) -> JoinResponse:
     """Join (creating the room on first join), or reconnect with participant_id and secret.
     A room held by another gateway answers 307 with that gateway's join URL."""
     language = checked_language(body.language, request.app.state.languages)
     if rooms.draining:
         raise BadRequest("the server is shutting down; join another server")
+    request.app.state.join_rate.check(request.client.host if request.client else "unknown")
     await rooms.redirect_if_elsewhere(room_id, request.url.path)
     if body.participant_id is not None:
         room = rooms.get(room_id)
+        owned(room, body.participant_id, grant)
         participant, answer = await room.reconnect(body.participant_id, body.secret or "", body.sdp)
     else:
         room = rooms.get_or_create(room_id)
         try:
-            participant, answer = await room.join(body.name, language, body.sdp)
+            participant, answer = await room.join(body.name, language, body.sdp, grant)
         finally:
             await rooms.close_if_empty(room_id)
     if rooms.translation_paused is not None:
@@ -170,18 +207,21 @@ async def join(room_id: str, body: JoinRequest, rooms: Registry, request: Reques
 
 @router.post("/rooms/{room_id}/participants/{participant_id}/offer")
 async def renegotiate(
-    room_id: str, participant_id: str, body: Renegotiation, rooms: Registry
+    room_id: str, participant_id: str, body: Renegotiation, rooms: Registry, grant: RoomGrant
 ) -> Answer:
     """A new offer on the same connection (camera or microphone added or removed)."""
-    answer = await rooms.get(room_id).renegotiate(participant_id, body.secret, body.sdp)
+    room = rooms.get(room_id)
+    owned(room, participant_id, grant)
+    answer = await room.renegotiate(participant_id, body.secret, body.sdp)
     return Answer(sdp=answer)
 
 
 @router.post("/rooms/{room_id}/participants/{participant_id}/floor")
 async def floor(
-    room_id: str, participant_id: str, body: FloorAction, rooms: Registry
+    room_id: str, participant_id: str, body: FloorAction, rooms: Registry, grant: RoomGrant
 ) -> FloorChanged:
     room = rooms.get(room_id)
+    owned(room, participant_id, grant)
     if body.action == "request":
         await room.request_floor(participant_id, body.secret)
     else:
@@ -191,23 +231,27 @@ async def floor(
 
 @router.post("/rooms/{room_id}/participants/{participant_id}/mute")
 async def mute(
-    room_id: str, participant_id: str, body: MuteAction, rooms: Registry
+    room_id: str, participant_id: str, body: MuteAction, rooms: Registry, grant: RoomGrant
 ) -> ParticipantInfo:
     room = rooms.get(room_id)
+    owned(room, participant_id, grant)
     room.set_muted(participant_id, body.secret, body.muted)
     return room.participants[participant_id].info
 
 
 @router.post("/rooms/{room_id}/participants/{participant_id}/leave", status_code=204)
-async def leave(room_id: str, participant_id: str, body: Credentials, rooms: Registry) -> None:
+async def leave(
+    room_id: str, participant_id: str, body: Credentials, rooms: Registry, grant: RoomGrant
+) -> None:
     room = rooms.get(room_id)
+    owned(room, participant_id, grant)
     room.authorize(participant_id, body.secret)
     await room.leave(participant_id)
     await rooms.close_if_empty(room_id)
 
 
 @router.get("/rooms/{room_id}")
-async def room_state(room_id: str, rooms: Registry) -> RoomState:
+async def room_state(room_id: str, rooms: Registry, grant: RoomGrant) -> RoomState:
     room = rooms.get(room_id)
     return RoomState(
         room=room.id,
@@ -217,6 +261,28 @@ async def room_state(room_id: str, rooms: Registry) -> RoomState:
 
 
 @router.get("/rooms/{room_id}/transcript")
-async def transcript(room_id: str, rooms: Registry) -> list[CaptionFinal]:
+async def transcript(room_id: str, rooms: Registry, grant: RoomGrant) -> list[CaptionFinal]:
     """Every final caption of the room so far (bounded to the last 10 000)."""
     return list(rooms.get(room_id).transcript)
+
+
+@router.post("/rooms/{room_id}/participants/{participant_id}/moderate", status_code=204)
+async def moderate(
+    room_id: str,
+    participant_id: str,
+    body: Moderation,
+    rooms: Registry,
+    grant: RoomGrant,
+    request: Request,
+) -> None:
+    """A moderator's token: mute, move to the back of the floor queue, or remove (the removed
+    participant's token is refused from then on)."""
+    if not grant.moderates:
+        raise Forbidden("only a moderator's token may mute, requeue or remove others")
+    room = rooms.get(room_id)
+    target = room.participants.get(participant_id)
+    if body.action == "remove" and target is not None and target.grant.token_id is not None:
+        access: Access = request.app.state.access
+        access.revoke(target.grant.token_id, target.grant.expires_at)
+    await room.moderate(participant_id, body.action)
+    await rooms.close_if_empty(room_id)

@@ -24,10 +24,12 @@ from pipeline.languages import LANGUAGE_NAMES
 from pipeline.models import Models, segmenter_config
 from pipeline.redis_bus import RedisBus
 from pipeline.settings import Settings
+from server.access import access_for
 from server.api import router
 from server.directory import RoomDirectory
 from server.errors import GatewayError
 from server.ice import use_loopback_candidates
+from server.limits import BodyLimit, JoinRate
 from server.room import RoomContext
 from server.rooms import RoomRegistry
 
@@ -143,6 +145,9 @@ def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
             yield
 
     app = FastAPI(title="Dragoman", version="0.1.0", lifespan=lifespan)
+    app.state.access = access_for(settings)  # a missing or weak secret stops start-up here
+    app.state.join_rate = JoinRate(settings.joins_per_ip_per_minute)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(router)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(DragomanError, _dragoman_error)
@@ -176,4 +181,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
         problems.append(f"{where}: {error['msg']}")
-    return JSONResponse({"detail": "; ".join(problems)[:500]}, status_code=422)
+    too_large = any(error["type"] == "too_large" for error in exc.errors())
+    return JSONResponse(
+        {"detail": "; ".join(problems)[:500]}, status_code=413 if too_large else 422
+    )

@@ -76,6 +76,13 @@ def serve(
             help="use workers over Redis Streams instead of in-process [DRAGOMAN_REDIS_URL]"
         ),
     ] = None,
+    open_rooms: Annotated[
+        bool | None,
+        typer.Option(
+            "--open-rooms",
+            help="development: anyone joins any room, no tokens [DRAGOMAN_OPEN_ROOMS]",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway: in-process pipeline workers, or remote workers with --redis-url."""
     import uvicorn
@@ -87,13 +94,39 @@ def serve(
         "port": port,
         "loopback_only": loopback_only,
         "redis_url": redis_url,
+        "open_rooms": open_rooms,
     }
     with user_errors():
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        application = create_app(settings)  # a missing or weak token secret stops here
+    if settings.open_rooms:
+        err.print("[yellow]open rooms:[/] anyone can join any room (development mode)")
     err.print(
         f"Dragoman on http://{settings.host}:{settings.port} (loading models…)", highlight=False
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def token(
+    room: Annotated[str, typer.Option(help="the room this token opens")],
+    identity: Annotated[str, typer.Option(help="who holds it (one participant)")],
+    role: Annotated[str, typer.Option(help="listener, speaker or moderator")] = "speaker",
+    ttl: Annotated[int, typer.Option(min=60, max=30 * 86400, help="seconds it is valid")] = 3600,
+    name: Annotated[str | None, typer.Option(help="display name carried in the token")] = None,
+) -> None:
+    """Mint a room access token (signed with DRAGOMAN_JWT_SECRET); prints it on stdout."""
+    from server.access import ROLES, jwt_secret, mint
+    from server.rooms import ROOM_ID
+
+    if role not in ROLES:
+        raise fail(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+    if not ROOM_ID.match(room):
+        raise fail("room ids are 1-64 letters, digits, '-' or '_'")
+    settings = load_settings()
+    with user_errors():
+        secret = jwt_secret(settings)
+    out.print(mint(secret, room, identity, role, ttl, name), soft_wrap=True)
 
 
 @app.command()

@@ -16,6 +16,14 @@ class BadRequest(GatewayError):
     status_code = 400
 
 
+class Unauthorized(GatewayError):
+    status_code = 401
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+
+
 class Forbidden(GatewayError):
     status_code = 403
 

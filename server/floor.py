@@ -58,9 +58,14 @@ class Floor:
         return self.release(participant)
 
     def move_to_back(self, participant: str) -> bool:
-        if participant not in self.queue:
+        """Behind everyone waiting; a holder gives the floor to the next in line first."""
+        if participant == self.holder and self.queue:
+            self._explicit.discard(participant)
+            self._pass_on()
+        elif participant in self.queue:
+            self.queue.remove(participant)
+        else:
             return False
-        self.queue.remove(participant)
         self.queue.append(participant)
         return True
 

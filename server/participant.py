@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from pipeline.events import FloorChanged, ParticipantInfo, ParticipantsChanged, RoomEvent
 from pipeline.segmenter import Segment
+from server.access import Grant
 from server.ingest import AudioIngest, VideoIngest
 from server.media import PacketTrack
 from server.tasks import cancel_and_wait
@@ -88,6 +89,7 @@ class Participant:
     held: deque[tuple[Segment, float]] = field(default_factory=deque)
     muted: bool = False
     speaking: bool = False
+    grant: Grant = field(default_factory=lambda: Grant(identity=None, role="speaker"))
 
     @property
     def info(self) -> ParticipantInfo:

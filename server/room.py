@@ -33,10 +33,12 @@ from pipeline.events import (
 from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
 from pipeline.settings import Settings
 from pipeline.vad import SileroDetector
+from server.access import Grant
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.floor import Floor
 from server.ice import keep_loopback_candidates, rtc_configuration
 from server.ingest import AudioIngest
+from server.limits import MessageGuard
 from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
 from server.playout import DelayEstimate, Playout
@@ -113,12 +115,17 @@ class Room:
 
     # -- joining and leaving --------------------------------------------------------------
 
-    async def join(self, name: str, language: str, offer: str) -> tuple[Participant, str]:
+    async def join(
+        self, name: str, language: str, offer: str, grant: Grant | None = None
+    ) -> tuple[Participant, str]:
         if len(self.participants) >= self.settings.max_participants_per_room:
             raise Conflict(
                 f"room {self.id} is full ({self.settings.max_participants_per_room} participants)"
             )
         participant = Participant(id=secrets.token_urlsafe(9), name=name, language=language)
+        if grant is not None:
+            participant.grant = grant
+            participant.muted = not grant.speaks  # a listener's voice is never translated
         self.participants[participant.id] = participant
         try:
             answer = await self._connect(participant, offer)
@@ -216,6 +223,7 @@ class Room:
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
             participant.outbox.attach(channel)
+            channel.on("message", MessageGuard(on_abuse=channel.close))
             # A closed event channel is the quickest sign of a vanished client (ICE consent
             # takes ~30 s to notice).
             channel.on("close", lambda: self._on_dropped(participant, pc))
@@ -398,7 +406,9 @@ class Room:
             await self._floor_changed()
 
     async def request_floor(self, participant_id: str, secret: str) -> None:
-        self.authorize(participant_id, secret)
+        participant = self.authorize(participant_id, secret)
+        if not participant.grant.speaks:
+            raise Forbidden("listeners cannot take the floor")
         if self.floor.request(participant_id):
             await self._floor_changed()
 
@@ -563,7 +573,27 @@ class Room:
 
     def set_muted(self, participant_id: str, secret: str, muted: bool) -> None:
         participant = self.authorize(participant_id, secret)
+        if not muted and not participant.grant.speaks:
+            raise Forbidden("listeners cannot unmute: their token does not allow speaking")
+        self._mute(participant, muted)
+
+    def _mute(self, participant: Participant, muted: bool) -> None:
         participant.muted = muted
         if participant.audio_in is not None:
             participant.audio_in.muted = muted
         self._broadcast(self._participants_event())
+
+    # -- moderation -------------------------------------------------------------------------
+
+    async def moderate(self, target_id: str, action: str) -> None:
+        """A moderator mutes, moves to the back of the floor queue, or removes a participant."""
+        target = self.participants.get(target_id)
+        if target is None:
+            raise NotFound(f"no participant {target_id} in room {self.id}")
+        if action == "mute":
+            self._mute(target, True)
+        elif action == "requeue":
+            if self.floor.move_to_back(target_id):
+                await self._floor_changed()
+        elif action == "remove":
+            await self.leave(target_id)

@@ -42,7 +42,8 @@ def clip_named(clips: list[Clip], name: str) -> Clip:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(cache_dir=tmp_path_factory.mktemp("model-cache"))
+    # Open rooms: most tests are about calls, not access (tests/test_access.py uses tokens).
+    return Settings(cache_dir=tmp_path_factory.mktemp("model-cache"), open_rooms=True)
 
 
 @pytest.fixture(scope="session")

@@ -30,11 +30,12 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 DOCKERFILE = (ROOT / "server" / "Dockerfile").read_text()
 README = (ROOT / "README.md").read_text()
 SECTION = "## Self-hosting with docker compose"
-SECRETS = ("REDIS_PASSWORD", "TURN_SECRET")
+SECRETS = ("REDIS_PASSWORD", "TURN_SECRET", "JWT_SECRET")
 # What an operator puts in .env for the required names (the secrets as `openssl rand -hex 32`).
 FILLED_IN = {
     "REDIS_PASSWORD": "9f2c" * 16,
     "TURN_SECRET": "4be1" * 16,
+    "JWT_SECRET": "7d03" * 16,
     "TURN_HOST": "turn.example.org",
     "PUBLIC_URL": "https://calls.example.org",
 }

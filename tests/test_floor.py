@@ -88,7 +88,12 @@ def test_move_to_back() -> None:
         speak(floor, clock, who, 0.1)
     assert floor.move_to_back("ben")
     assert floor.queue == ["cai", "dan", "ben"]
-    assert not floor.move_to_back("ana")
+    assert floor.move_to_back("ana")  # a moderator moves the holder: the next one speaks
+    assert floor.state == FloorState("cai", ("dan", "ben", "ana"))
+    assert not floor.move_to_back("nobody")
+    alone, clock = new_floor()
+    speak(alone, clock, "eve", 0.1)
+    assert not alone.move_to_back("eve")  # nobody waits: nothing to move behind
 
 
 def test_tick_reports_changes_only_when_they_happen() -> None:

@@ -7,10 +7,23 @@ export class ApiError extends Error {
   }
 }
 
+// The room token from the invitation link (?token=…), sent with every call; kept in memory only.
+let token = null;
+export function useToken(value) {
+  token = value || null;
+}
+
+export function headersFor(body, bearer = token) {
+  return {
+    ...(body === undefined ? {} : { "content-type": "application/json" }),
+    ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+  };
+}
+
 async function request(path, body) {
   const response = await fetch(path, {
     method: body === undefined ? "GET" : "POST",
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: headersFor(body),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (response.status === 204) return null;

@@ -1,5 +1,5 @@
 // Dragoman's browser client: join screen, call screen, captions, controls.
-import { api, ApiError, gatewayFor, rtcIceServers } from "./api.js";
+import { api, ApiError, gatewayFor, rtcIceServers, useToken } from "./api.js";
 import { Call } from "./call.js";
 import { CaptionStore } from "./captions.js";
 import { watchLevel } from "./meter.js";
@@ -135,9 +135,15 @@ async function join(event) {
     entry = await api.entry(room);
   } catch (error) {
     $("join").disabled = false;
-    return setProblem("join", `Could not reach the server: ${error.message}`);
+    if (error instanceof ApiError && error.status === 401) {
+      return setProblem("join", "This room needs an invitation link: ask its organiser for one.");
+    }
+    return setProblem("join", error instanceof ApiError ? error.message : `Could not reach the server: ${error.message}`);
   }
-  const elsewhere = gatewayFor(entry, location.href, { room, name, lang: language });
+  const query = { room, name, lang: language };
+  const invitation = new URLSearchParams(location.search).get("token");
+  if (invitation) query.token = invitation;
+  const elsewhere = gatewayFor(entry, location.href, query);
   if (elsewhere) return location.assign(elsewhere); // the room is held by another gateway
   state.stopMeter?.();
   const call = new Call({
@@ -373,6 +379,7 @@ function onKey(event) {
 
 async function main() {
   const params = new URLSearchParams(location.search);
+  useToken(params.get("token"));
   $("room").value = params.get("room") || randomRoom();
   $("name").value = params.get("name") || localStorage.getItem("dragoman.name") || "";
   updateShareLink();

@@ -23,3 +23,11 @@ test("a room held by another gateway is joined there, with the same choices", ()
     "http://b:8000/?room=standup&name=Ana&lang=pt",
   );
 });
+
+test("calls carry the invitation's token, and JSON bodies their type", async () => {
+  const { headersFor } = await import("../js/api.js");
+  assert.deepEqual(headersFor(undefined, null), {});
+  assert.deepEqual(headersFor({ a: 1 }, "t0k"), {
+    "content-type": "application/json", authorization: "Bearer t0k",
+  });
+});
