@@ -97,18 +97,6 @@ class ParticipantsChanged(_Event):
     participants: list[ParticipantInfo]
 
 
-PipelineEvent = Annotated[
-    CaptionFinal
-    | UtteranceFailed
-    | UtteranceDropped
-    | FloorChanged
-    | ParticipantsChanged
-    | SpeakingChanged
-    | TranslationStatus,
-    Field(discriminator="type"),
-]
-PIPELINE_EVENT: TypeAdapter[PipelineEvent] = TypeAdapter(PipelineEvent)
-TerminalEvent = CaptionFinal | UtteranceFailed
 RoomEvent = (
     CaptionFinal
     | UtteranceFailed
@@ -118,3 +106,6 @@ RoomEvent = (
     | SpeakingChanged
     | TranslationStatus
 )
+PipelineEvent = Annotated[RoomEvent, Field(discriminator="type")]
+PIPELINE_EVENT: TypeAdapter[PipelineEvent] = TypeAdapter(PipelineEvent)
+TerminalEvent = CaptionFinal | UtteranceFailed

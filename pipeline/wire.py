@@ -93,29 +93,10 @@ class TextJob(_Wire):
     """The translate stage's job: one target language for a recognised utterance."""
 
     job: JobHeader
-    said: SaidHeader
+    said: Said
     text: str
     target: str
     asr_s: float = 0.0
-
-
-class SaidHeader(_Wire):
-    utterance_id: str
-    speaker: str
-    sequence: int
-    language: str
-    start_s: float
-    end_s: float
-
-    @classmethod
-    def of(cls, said: Said) -> SaidHeader:
-        return cls(**said.__dict__)
-
-    def said(self) -> Said:
-        return Said(**self.model_dump())
-
-
-TextJob.model_rebuild()
 
 
 class ResultHeader(_Wire):

@@ -48,7 +48,6 @@ from pipeline.streams import (
 from pipeline.wire import (
     JobHeader,
     ResultHeader,
-    SaidHeader,
     TextJob,
     WireError,
     read_job,
@@ -351,12 +350,12 @@ class Worker:
             outputs = (
                 self._given_up(header, header.targets, job.deliveries)
                 if result is None
-                else await self._after_recognition(header, result)
+                else self._after_recognition(header, result)
             )
             dedup = done_key(header.job_id, "asr", header.language)
             await self._complete(job.stream, job.entry_id, dedup, outputs)
 
-    async def _after_recognition(self, header: JobHeader, result: CascadeResult) -> list[Output]:
+    def _after_recognition(self, header: JobHeader, result: CascadeResult) -> list[Output]:
         reply_to = results_stream(header.gateway)
         if result.dropped is not None:
             dropped = ResultHeader(
@@ -378,7 +377,7 @@ class Worker:
                 continue
             job = TextJob(
                 job=header,
-                said=SaidHeader.of(said),
+                said=said,
                 text=result.transcript.text,
                 target=target,
                 asr_s=result.asr_s,
@@ -395,7 +394,7 @@ class Worker:
             outputs = self._given_up(header, (target,), taken.deliveries)
             await self._complete(stream, entry_id, dedup, outputs)
             return
-        said = job.said.said()
+        said = job.said
         translation = await self._in_thread(lambda: self._cascade.translate(said, job.text, target))
         reply_to = results_stream(header.gateway)
         if isinstance(translation.event, CaptionFinal):

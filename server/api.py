@@ -43,12 +43,13 @@ def room_grant(room_id: str, request: Request) -> Grant:
 RoomGrant = Annotated[Grant, Depends(room_grant)]
 
 
-def owned(room: Room, participant_id: str, grant: Grant) -> None:
+def owned(room: Room, participant_id: str, grant: Grant) -> Room:
     """A participant's calls need that participant's own token (its secret is checked too)."""
     participant = room.participants.get(participant_id)
     others = participant is not None and participant.grant.identity != grant.identity
     if others and grant.identity is not None:
         raise Forbidden("this access token belongs to another participant")
+    return room
 
 
 class SessionDescription(BaseModel):
@@ -165,9 +166,7 @@ async def entry(room_id: str, rooms: Registry, grant: RoomGrant) -> RoomEntry:
     with credentials that expire after DRAGOMAN_TURN_TTL_S)."""
     if not ROOM_ID.match(room_id):
         raise BadRequest("room ids are 1-64 letters, digits, '-' or '_'")
-    gateway_url = None
-    if rooms.directory is not None and room_id not in rooms.rooms:
-        gateway_url = await rooms.directory.elsewhere(room_id)
+    gateway_url = await rooms.elsewhere(room_id)
     user = secrets.token_hex(8)
     return RoomEntry(
         gateway_url=gateway_url, ice_servers=ice_servers_for(rooms.context.settings, user)
@@ -210,8 +209,7 @@ async def renegotiate(
     room_id: str, participant_id: str, body: Renegotiation, rooms: Registry, grant: RoomGrant
 ) -> Answer:
     """A new offer on the same connection (camera or microphone added or removed)."""
-    room = rooms.get(room_id)
-    owned(room, participant_id, grant)
+    room = owned(rooms.get(room_id), participant_id, grant)
     answer = await room.renegotiate(participant_id, body.secret, body.sdp)
     return Answer(sdp=answer)
 
@@ -220,8 +218,7 @@ async def renegotiate(
 async def floor(
     room_id: str, participant_id: str, body: FloorAction, rooms: Registry, grant: RoomGrant
 ) -> FloorChanged:
-    room = rooms.get(room_id)
-    owned(room, participant_id, grant)
+    room = owned(rooms.get(room_id), participant_id, grant)
     if body.action == "request":
         await room.request_floor(participant_id, body.secret)
     else:
@@ -233,8 +230,7 @@ async def floor(
 async def mute(
     room_id: str, participant_id: str, body: MuteAction, rooms: Registry, grant: RoomGrant
 ) -> ParticipantInfo:
-    room = rooms.get(room_id)
-    owned(room, participant_id, grant)
+    room = owned(rooms.get(room_id), participant_id, grant)
     room.set_muted(participant_id, body.secret, body.muted)
     return room.participants[participant_id].info
 
@@ -243,8 +239,7 @@ async def mute(
 async def leave(
     room_id: str, participant_id: str, body: Credentials, rooms: Registry, grant: RoomGrant
 ) -> None:
-    room = rooms.get(room_id)
-    owned(room, participant_id, grant)
+    room = owned(rooms.get(room_id), participant_id, grant)
     room.authorize(participant_id, body.secret)
     await room.leave(participant_id)
     await rooms.close_if_empty(room_id)

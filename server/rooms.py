@@ -27,11 +27,15 @@ class RoomRegistry:
         if self.directory is not None:
             await self.directory.start()
 
+    async def elsewhere(self, room_id: str) -> str | None:
+        """The URL of another live gateway holding the room; None when it is (or becomes) ours."""
+        if self.directory is None or room_id in self.rooms or not ROOM_ID.match(room_id):
+            return None
+        return await self.directory.elsewhere(room_id)
+
     async def redirect_if_elsewhere(self, room_id: str, path: str) -> None:
         """A room held by another live gateway: send the join there (307)."""
-        if self.directory is None or room_id in self.rooms or not ROOM_ID.match(room_id):
-            return
-        url = await self.directory.elsewhere(room_id)
+        url = await self.elsewhere(room_id)
         if url is not None:
             raise RoomElsewhere(url + path)
 

@@ -110,6 +110,12 @@ async def gateway_bus(url: str, inbox: Inbox, **options: float) -> AsyncIterator
         await bus.stop()
 
 
+async def advertise(bus: RedisBus, info: WorkerInfo, ttl_ms: int = 5000) -> None:
+    """A worker's advertisement as its heartbeat writes it, read by the gateway at once."""
+    await bus.client.set(worker_key(info.worker_id), stamped(info), px=ttl_ms)
+    await bus.workers.refresh(bus.client)
+
+
 async def until_workers(bus: RedisBus, count: int) -> None:
     async with asyncio.timeout(5):
         while len(bus.workers.workers) < count:
@@ -141,8 +147,7 @@ async def test_a_worker_takes_jobs_in_batches_and_finishes_each_once(redis_url: 
     inbox = Inbox()
     batching = en_pt_worker(redis_url, worker_batch=4)
     async with gateway_bus(redis_url, inbox) as bus:
-        await bus.client.set(worker_key("w1"), stamped(batching.info), px=5000)
-        await bus.workers.refresh(bus.client)
+        await advertise(bus, batching.info)
         for index in range(6):  # queued before the worker reads: it takes 4, then 2
             await bus.submit(job(index))
         async with running(batching):
@@ -167,8 +172,7 @@ async def test_a_redelivered_job_yields_no_second_final(redis_url: str) -> None:
     first, second = en_pt_worker(redis_url, "w1"), en_pt_worker(redis_url, "w2")
     async with gateway_bus(redis_url, inbox, job_timeout_s=1.0) as bus:
         client = bus.client
-        await client.set(worker_key("w1"), stamped(first.info), px=5000)
-        await bus.workers.refresh(client)
+        await advertise(bus, first.info)
         await bus.submit(job(0))
         stream = asr_stream("en")
         await first._client.xgroup_create(stream, GROUP, id="0", mkstream=True)
@@ -187,8 +191,7 @@ async def test_a_stalled_job_is_reclaimed_by_another_worker(redis_url: str) -> N
     inbox = Inbox()
     async with gateway_bus(redis_url, inbox) as bus:
         stalled = en_pt_worker(redis_url, "stalled")
-        await bus.client.set(worker_key("stalled"), stamped(stalled.info), px=5000)
-        await bus.workers.refresh(bus.client)
+        await advertise(bus, stalled.info)
         await bus.submit(job(0))
         await stalled._client.xgroup_create(asr_stream("en"), GROUP, id="0", mkstream=True)
         assert len(await stalled._read([asr_stream("en")])) == 1  # taken, never finished
@@ -205,8 +208,7 @@ async def test_a_worker_restarted_under_its_name_finishes_its_own_jobs_first(
     inbox = Inbox()
     async with gateway_bus(redis_url, inbox) as bus:
         before = en_pt_worker(redis_url, "steady")
-        await bus.client.set(worker_key("steady"), stamped(before.info), px=5000)
-        await bus.workers.refresh(bus.client)
+        await advertise(bus, before.info)
         await bus.submit(job(0))
         await before._client.xgroup_create(asr_stream("en"), GROUP, id="0", mkstream=True)
         assert len(await before._read([asr_stream("en")])) == 1  # taken, then the process died
@@ -241,8 +243,7 @@ async def test_a_job_nobody_takes_fails_at_its_deadline(redis_url: str) -> None:
     inbox = Inbox()
     async with gateway_bus(redis_url, inbox, job_timeout_s=0.5) as bus:
         ghost = advertisement("ghost", STAGES, ["en"], [("en", "pt")], {}, "cpu")
-        await bus.client.set(worker_key("ghost"), stamped(ghost), px=5000)
-        await bus.workers.refresh(bus.client)
+        await advertise(bus, ghost)
         await bus.submit(job(0))
         await inbox.until(1, timeout_s=3)
     failed = inbox.events("pt")[0]
@@ -254,8 +255,7 @@ async def test_a_full_queue_fails_the_job_explicitly(redis_url: str) -> None:
     inbox = Inbox()
     async with gateway_bus(redis_url, inbox, queue_size=1, job_timeout_s=1.0) as bus:
         ghost = advertisement("ghost", STAGES, ["en"], [("en", "pt")], {}, "cpu")
-        await bus.client.set(worker_key("ghost"), stamped(ghost), px=5000)
-        await bus.workers.refresh(bus.client)
+        await advertise(bus, ghost)
         await bus.submit(job(0))
         await bus.submit(job(1))
         failed = inbox.events("pt")[0]
@@ -349,8 +349,7 @@ async def test_a_worker_that_stops_its_heartbeat_is_forgotten(redis_url: str) ->
     inbox = Inbox()
     async with gateway_bus(redis_url, inbox) as bus:
         info = WorkerInfo(worker_id="gone", stages=("asr",), asr_languages=("en",))
-        await bus.client.set(worker_key("gone"), stamped(info), px=300)
-        await bus.workers.refresh(bus.client)
+        await advertise(bus, info, ttl_ms=300)
         assert bus.workers.unserved("en", ["en"]) == {}
         await asyncio.sleep(1.0)  # the key expired, and the gateway's grace (3 beats) passed
         await bus.workers.refresh(bus.client)
