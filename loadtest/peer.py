@@ -158,6 +158,7 @@ class Participant:
     video_frames: int = 0
     participant_id: str = ""
     secret: str = ""
+    token: str | None = None  # the room access token, when the server is not in open-rooms mode
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def join(
@@ -187,16 +188,21 @@ class Participant:
             "sdp": self.pc.localDescription.sdp,
             "type": "offer",
         }
-        response = await http.post(f"{self.base_url}/api/rooms/{self.room}/join", json=body)
+        url = f"{self.base_url}/api/rooms/{self.room}/join"
+        response = await http.post(url, json=body, headers=self._headers)
         if response.status_code == 307:  # the room lives on another gateway: join it there
             location = httpx.URL(response.headers["location"])
             self.base_url = f"{location.scheme}://{location.netloc.decode()}"
-            response = await http.post(str(location), json=body)
+            response = await http.post(str(location), json=body, headers=self._headers)
         response.raise_for_status()
         answer = response.json()
         self.participant_id, self.secret = answer["participant_id"], answer["secret"]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         await self._until_connected(channel)
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
 
     async def _until_connected(self, channel: RTCDataChannel, timeout_s: float = 15.0) -> None:
         """Joined means connected: media flowing and the event channel open."""
@@ -237,13 +243,14 @@ class Participant:
 
     async def floor(self, http: httpx.AsyncClient, action: str) -> dict[str, Any]:
         url = f"{self.base_url}/api/rooms/{self.room}/participants/{self.participant_id}/floor"
-        response = await http.post(url, json={"secret": self.secret, "action": action})
+        body = {"secret": self.secret, "action": action}
+        response = await http.post(url, json=body, headers=self._headers)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
     async def leave(self, http: httpx.AsyncClient) -> None:
         url = f"{self.base_url}/api/rooms/{self.room}/participants/{self.participant_id}/leave"
-        await http.post(url, json={"secret": self.secret})
+        await http.post(url, json={"secret": self.secret}, headers=self._headers)
         await self.close()
 
     async def close(self) -> None:

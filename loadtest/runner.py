@@ -61,6 +61,7 @@ class LoadConfig:
     seed: int = 7
     speakers: int = 0  # 0: everyone talks (a sweep: one per language)
     overlap: float = 0.25
+    token_secret: str | None = None  # --url to a server with tokens: they are minted with it
 
 
 def parse_slo(text: str) -> dict[str, float]:
@@ -150,6 +151,7 @@ def _plans(config: LoadConfig, url: str, participants: int, run_id: str) -> list
             start_at,
             speakers,
             config.overlap,
+            config.token_secret if config.url else None,
         )
         for i in range(processes)
     ]

@@ -18,7 +18,13 @@ from loadtest.harness import free_port
 class LocalServer:
     """`dragoman serve --loopback-only` in a child process, in the given translation mode."""
 
-    def __init__(self, mode: str, log: Path, max_participants: int = 1000) -> None:
+    def __init__(
+        self,
+        mode: str,
+        log: Path,
+        max_participants: int = 1000,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log
@@ -27,6 +33,7 @@ class LocalServer:
             "DRAGOMAN_TRANSLATION_MODE": mode,
             "DRAGOMAN_OPEN_ROOMS": "true",  # a private loopback server for the load test
             "DRAGOMAN_MAX_PARTICIPANTS_PER_ROOM": str(max_participants),
+            **(env or {}),
         }
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -61,13 +68,22 @@ class LocalServer:
             time.sleep(0.25)
         raise RuntimeError(f"the server did not start within {timeout_s:.0f} s; see {self._log}")
 
+    def signal(self, number: int) -> None:
+        assert self._process is not None
+        self._process.send_signal(number)
+
+    def wait(self, timeout_s: float) -> int:
+        """The exit status, once the server has exited (TimeoutExpired if it does not)."""
+        assert self._process is not None
+        return self._process.wait(timeout=timeout_s)
+
     def __exit__(
         self,
         kind: type[BaseException] | None,
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self._process is None:
+        if self._process is None or self._process.poll() is not None:
             return
         self._process.send_signal(signal.SIGTERM)
         try:

@@ -15,6 +15,7 @@ import httpx
 from loadtest.peer import Participant, ReceivedAudio
 from loadtest.schedule import Turn, conversation, room_languages
 from loadtest.speech import EncodedClip, PacketMicrophone, load_clips
+from server.access import mint
 from server.ice import use_loopback_candidates
 
 QUIET_AFTER_S = 6.0  # the drain ends this long after the last event, or at drain_s
@@ -38,11 +39,19 @@ class WorkerPlan:
     start_at: float  # wall clock: every process starts its rooms' conversations together
     speakers: int | None = None  # only the first few participants of a room talk
     overlap: float = 0.25  # chance that a second speaker starts at once
+    token_secret: str | None = None  # an operator's server: each participant gets a token
 
 
 def _is_loopback(url: str) -> bool:
     host = urlparse(url).hostname or ""
     return host == "localhost" or host.startswith("127.")
+
+
+def _token(plan: WorkerPlan, room_id: str, identity: str) -> str | None:
+    if plan.token_secret is None:
+        return None
+    ttl_s = round(plan.duration_s + plan.drain_s) + 3600
+    return mint(plan.token_secret, room_id, identity, "speaker", ttl_s)
 
 
 class LoadParticipant(Participant):
@@ -136,6 +145,7 @@ async def _run(plan: WorkerPlan, progress: Progress) -> list[dict[str, Any]]:
                 person = LoadParticipant(
                     plan.url, room_id, f"p{number}", languages[number], progress
                 )
+                person.token = _token(plan, room_id, f"{plan.run_id}-p{number}")
                 await person.join(http, video=False, microphone=person.mic)
                 rooms.setdefault(room, {})[number] = person
                 progress.put(("joined", 1))

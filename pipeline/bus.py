@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pipeline.cascade import Cascade, CascadeResult, Translation, Utterance
 from pipeline.events import CaptionFinal, UtteranceFailed
-from pipeline.metrics import STAGE_FAILURES
+from pipeline.metrics import ABANDONED_THREADS, STAGE_FAILURES
 
 LOG = logging.getLogger(__name__)
 
@@ -53,14 +53,21 @@ class Bus(ABC):
     async def start(self) -> None:  # noqa: B027 - transports without a lifecycle need nothing
         """Start workers or connections."""
 
-    async def stop(self) -> None:  # noqa: B027
-        """Finish or fail every queued job, then stop."""
+    async def stop(self, timeout_s: float | None = None) -> None:  # noqa: B027
+        """Finish (within `timeout_s`) or fail every queued job, then stop."""
 
 
-def failed_result(job: Job, reason: str) -> JobResult:
-    """A result that fails every target of the job at the bus stage."""
+def failed_result(
+    job: Job, reason: str, captions: dict[str, CaptionFinal] | None = None
+) -> JobResult:
+    """A result that fails every target of the job at the bus stage, except targets whose
+    caption already went out: that caption was their terminal event (only speech is missing)."""
     result = CascadeResult(job.utterance)
     for target in job.targets:
+        caption = (captions or {}).get(target)
+        if caption is not None:
+            result.translations[target] = Translation(caption, delivered=True)
+            continue
         event = UtteranceFailed(
             utterance_id=job.utterance.utterance_id,
             target_language=target,
@@ -74,7 +81,12 @@ def failed_result(job: Job, reason: str) -> JobResult:
 
 @dataclass
 class InProcessBus(Bus):
-    """A bounded queue and worker tasks; inference runs on a thread pool, never the loop."""
+    """A bounded queue and worker tasks; inference runs on a thread pool, never the loop.
+
+    A job has `job_timeout_s` to finish. A stage that never returns cannot be interrupted in
+    its thread, so the job fails on time and its thread is abandoned with the pool it was in:
+    later jobs get a fresh pool, and the room goes on.
+    """
 
     cascade: Cascade
     on_result: ResultHandler
@@ -82,15 +94,15 @@ class InProcessBus(Bus):
     queue_size: int = 64
     threads: int = 2
     on_caption: CaptionHandler | None = None
+    job_timeout_s: float = 30.0
+    abandoned_threads: int = 0
     _queue: asyncio.Queue[Job] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.queue_size)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.threads, thread_name_prefix="inference"
-        )
+        self._executor = self._new_pool()
 
     @property
     def pending(self) -> int:
@@ -111,34 +123,71 @@ class InProcessBus(Bus):
         while True:
             job = await self._queue.get()
             try:
-                await self.on_result(await self._process(job))
+                done = await self._process(job)
+            except asyncio.CancelledError:  # stopped mid-job: its listeners still hear of it
+                await self.on_result(failed_result(job, "the server shut down mid-job"))
+                self._queue.task_done()
+                raise
+            try:
+                await self.on_result(done)
             except Exception:  # a broken handler must not stop the worker
                 LOG.exception("result handler failed for %s", job.utterance.utterance_id)
             finally:
                 self._queue.task_done()
 
     async def _process(self, job: Job) -> JobResult:
+        sent: dict[str, CaptionFinal] = {}
+        over = False
+
+        def send_caption(caption: CaptionFinal) -> None:
+            if over:  # a stuck job's thread woke up after its deadline: its result is gone
+                return
+            sent[caption.target_language] = caption
+            if self.on_caption is not None:
+                self.on_caption(job, caption)
+
+        work = self.cascade.process_async(job.utterance, job.targets, self._executor, send_caption)
         try:
-            early = None if self.on_caption is None else self._caption_sender(job, self.on_caption)
-            result = await self.cascade.process_async(
-                job.utterance, job.targets, self._executor, early
-            )
+            result = await asyncio.wait_for(work, self.job_timeout_s)
+        except asyncio.CancelledError:
+            over = True
+            raise
+        except TimeoutError:
+            over = True
+            self._abandon_pool()
+            reason = f"no result within {self.job_timeout_s:g} s (a pipeline stage is stuck)"
+            return failed_result(job, reason, sent)
         except Exception as exc:
             return failed_result(job, f"worker error: {exc}")
         return JobResult(job, result)
 
-    @staticmethod
-    def _caption_sender(job: Job, handler: CaptionHandler) -> Callable[[CaptionFinal], None]:
-        return lambda caption: handler(job, caption)
+    def _abandon_pool(self) -> None:
+        """Leave the stuck thread to its pool; new jobs go to a new one."""
+        stuck, self._executor = self._executor, self._new_pool()
+        stuck.shutdown(wait=False, cancel_futures=True)
+        self.abandoned_threads += 1
+        ABANDONED_THREADS.inc()
+        LOG.error(
+            "a pipeline stage is stuck; its thread is abandoned (%d so far)", self.abandoned_threads
+        )
 
-    async def stop(self) -> None:
-        """Process what is queued (bounded by the queue size), then stop the workers."""
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="inference")
+
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Process what is queued, for at most `timeout_s`; then what is left fails, and the
+        workers stop."""
         if self._tasks:
-            await self._queue.join()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout_s)
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            await self.on_result(failed_result(job, "the server shut down before this job ran"))
+            self._queue.task_done()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=self.abandoned_threads == 0)

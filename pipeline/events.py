@@ -66,6 +66,7 @@ class ParticipantInfo(BaseModel):
     language: str
     connected: bool = True
     muted: bool = False
+    lipsync: bool = Field(True, description="sees the speaker's lips follow its language")
 
 
 class FloorChanged(_Event):
@@ -92,6 +93,14 @@ class TranslationStatus(_Event):
     reason: str = ""
 
 
+class ServerClosing(_Event):
+    """The gateway is shutting down: no new joins; pending translations finish, then it exits."""
+
+    type: Literal["server.closing"] = "server.closing"
+    reason: str
+    deadline_s: float = Field(description="the gateway is gone by then, at the latest")
+
+
 class ParticipantsChanged(_Event):
     type: Literal["participants.changed"] = "participants.changed"
     participants: list[ParticipantInfo]
@@ -105,6 +114,7 @@ RoomEvent = (
     | ParticipantsChanged
     | SpeakingChanged
     | TranslationStatus
+    | ServerClosing
 )
 PipelineEvent = Annotated[RoomEvent, Field(discriminator="type")]
 PIPELINE_EVENT: TypeAdapter[PipelineEvent] = TypeAdapter(PipelineEvent)

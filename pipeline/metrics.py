@@ -17,6 +17,9 @@ STAGE_SECONDS = Histogram(
     buckets=_BUCKETS,
 )
 STAGE_FAILURES = Counter("dragoman_stage_failures_total", "Stage calls that failed", ["stage"])
+ABANDONED_THREADS = Counter(
+    "dragoman_abandoned_threads_total", "Inference threads left behind in a stuck stage"
+)
 SPEECH_SECONDS = Counter("dragoman_speech_seconds_total", "Seconds of speech segments processed")
 SEGMENTS = Counter("dragoman_segments_total", "Speech segments cut by the VAD segmenter", ["cut"])
 BUS_JOBS = Counter(

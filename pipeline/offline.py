@@ -17,7 +17,9 @@ from pipeline.captions import to_webvtt
 from pipeline.cascade import Cascade, CascadeResult, Utterance
 from pipeline.errors import AudioInputError
 from pipeline.events import CaptionFinal
+from pipeline.lipsync.base import LipSyncer
 from pipeline.models import Models, segmenter_config
+from pipeline.offline_video import has_video, pieces, write_dubbed_video
 from pipeline.segmenter import segment_stream
 
 ProgressCallback = Callable[[float], None]
@@ -154,24 +156,43 @@ def translate_file(
     return outcome
 
 
-def write_outputs(outcome: FileTranslation, out_dir: Path, sample_rate: int) -> list[Path]:
-    """Per target: <stem>.<lang>.wav and <stem>.<lang>.vtt; and report.json for all."""
+def write_outputs(
+    outcome: FileTranslation,
+    out_dir: Path,
+    sample_rate: int,
+    syncer: LipSyncer | None = None,
+    on_language: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Per target: <stem>.<lang>.wav and <stem>.<lang>.vtt, and for a video input with a
+    lip-syncer <stem>.<lang>.mp4 (lip-synced picture, dubbed sound); report.json for all."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AudioInputError(f"cannot create output folder {out_dir}: {exc.strerror}") from exc
     written: list[Path] = []
     stem = outcome.source.stem
+    video = syncer is not None and has_video(outcome.source)
     for language in outcome.targets:
+        if on_language is not None:
+            on_language(language)
         track = DubTrack(sample_rate)
+        placed: list[tuple[float, float, float, Audio]] = []
         for result in outcome.results:
             translation = result.translations.get(language)
             if translation is not None and translation.speech is not None:
-                track.place(result.utterance.segment.start_s, translation.speech)
+                segment = result.utterance.segment
+                start = track.place(segment.start_s, translation.speech)
+                placed.append((segment.start_s, segment.end_s, start, translation.speech))
         wav, vtt = out_dir / f"{stem}.{language}.wav", out_dir / f"{stem}.{language}.vtt"
-        write_wav(wav, track.render(outcome.duration_s))
+        dub = track.render(outcome.duration_s)
+        write_wav(wav, dub)
         vtt.write_text(to_webvtt(outcome.captions(language)), encoding="utf-8")
         written += [wav, vtt]
+        if video:
+            assert syncer is not None
+            mp4 = out_dir / f"{stem}.{language}.mp4"
+            timeline = pieces(placed, outcome.duration_s)
+            written.append(write_dubbed_video(outcome.source, mp4, timeline, dub, syncer))
     report = out_dir / "report.json"
     report.write_text(json.dumps(outcome.report(), indent=2, ensure_ascii=False), encoding="utf-8")
     return [*written, report]

@@ -310,9 +310,10 @@ class RedisBus(Bus):
                     )
                     await self._final(pending, target, Translation(event))
 
-    async def stop(self) -> None:
-        """Wait (up to the job timeout) for pending results, fail what is left, disconnect."""
-        deadline = time.monotonic() + self.job_timeout_s
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Wait (up to `timeout_s`, else the job timeout) for pending results, fail what is
+        left, disconnect."""
+        deadline = time.monotonic() + (self.job_timeout_s if timeout_s is None else timeout_s)
         while self._pending and time.monotonic() < deadline and self._up.is_set():
             await asyncio.sleep(0.05)
         for pending in self._pending.values():

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pipeline.audio import ASR_SAMPLE_RATE, Samples
+from pipeline.audio import ASR_SAMPLE_RATE, Samples, sanitize
 from pipeline.metrics import SEGMENTS
 from pipeline.vad import FRAME_SAMPLES, VoiceActivityDetector
 
@@ -83,8 +83,9 @@ class Segmenter:
         return self._open is not None
 
     def push(self, chunk: Samples) -> list[Segment]:
-        """Feed audio; return the segments this audio completed."""
-        self._pending = np.concatenate([self._pending, chunk.astype(np.float32, copy=False)])
+        """Feed audio; return the segments this audio completed. NaN/Inf become silence and
+        overs are clipped, so one bad sample cannot reach the ASR and void a whole segment."""
+        self._pending = np.concatenate([self._pending, sanitize(chunk)])
         finished: list[Segment] = []
         while len(self._pending) >= FRAME_SAMPLES:
             frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     original_under_translation: float = Field(
         0.0, ge=0.0, le=1.0, description="gain of the ducked original"
     )
+    lipsync: bool = Field(
+        True, description="lip-synced video by default (rooms and listeners may turn it off)"
+    )
     video_fps: int = Field(15, ge=1, le=30)
     video_width: int = Field(640, ge=64, le=1920)
     video_height: int = Field(480, ge=64, le=1080)
@@ -125,6 +128,9 @@ class Settings(BaseSettings):
     )
     bus_job_timeout_s: float = Field(
         30.0, gt=0.0, le=600.0, description="a job with no result by then fails"
+    )
+    drain_timeout_s: float = Field(
+        20.0, gt=0.0, le=600.0, description="on SIGTERM, pending translations get this long"
     )
     bus_claim_idle_s: float = Field(
         10.0, gt=0.0, le=600.0, description="a job idle this long on a silent worker is reclaimed"

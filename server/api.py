@@ -17,7 +17,7 @@ from pipeline.events import CaptionFinal, FloorChanged, ParticipantInfo
 from pipeline.languages import LANGUAGE_NAMES, normalize_language
 from pipeline.settings import IceServer
 from server.access import Access, Grant
-from server.errors import BadRequest, Forbidden
+from server.errors import BadRequest, Forbidden, Unavailable
 from server.room import Room
 from server.rooms import ROOM_ID, RoomRegistry
 from server.turn import ice_servers_for
@@ -87,6 +87,7 @@ class JoinRequest(SessionDescription):
         None, max_length=64, description="reconnect as this participant"
     )
     secret: str | None = Field(None, max_length=128)
+    lipsync: bool = Field(True, description="the speaker's lips follow my language's speech")
 
 
 class JoinResponse(BaseModel):
@@ -125,6 +126,14 @@ class FloorAction(Credentials):
 
 class MuteAction(Credentials):
     muted: bool
+
+
+class LipsyncChoice(Credentials):
+    enabled: bool
+
+
+class RoomLipsync(BaseModel):
+    enabled: bool
 
 
 class Moderation(BaseModel):
@@ -181,7 +190,9 @@ async def join(
     A room held by another gateway answers 307 with that gateway's join URL."""
     language = checked_language(body.language, request.app.state.languages)
     if rooms.draining:
-        raise BadRequest("the server is shutting down; join another server")
+        raise Unavailable(
+            "the server is shutting down; join again in a moment", {"Retry-After": "5"}
+        )
     request.app.state.join_rate.check(request.client.host if request.client else "unknown")
     await rooms.redirect_if_elsewhere(room_id, request.url.path)
     if body.participant_id is not None:
@@ -191,7 +202,9 @@ async def join(
     else:
         room = rooms.get_or_create(room_id)
         try:
-            participant, answer = await room.join(body.name, language, body.sdp, grant)
+            participant, answer = await room.join(
+                body.name, language, body.sdp, grant, lipsync=body.lipsync
+            )
         finally:
             await rooms.close_if_empty(room_id)
     if rooms.translation_paused is not None:
@@ -233,6 +246,28 @@ async def mute(
     room = owned(rooms.get(room_id), participant_id, grant)
     room.set_muted(participant_id, body.secret, body.muted)
     return room.participants[participant_id].info
+
+
+@router.post("/rooms/{room_id}/participants/{participant_id}/lipsync")
+async def lipsync(
+    room_id: str, participant_id: str, body: LipsyncChoice, rooms: Registry, grant: RoomGrant
+) -> ParticipantInfo:
+    """Lip-synced video for me, or the original video (with translated audio either way)."""
+    room = owned(rooms.get(room_id), participant_id, grant)
+    room.set_lipsync(participant_id, body.secret, body.enabled)
+    return room.participants[participant_id].info
+
+
+@router.post("/rooms/{room_id}/lipsync")
+async def room_lipsync(
+    room_id: str, body: RoomLipsync, rooms: Registry, grant: RoomGrant
+) -> RoomLipsync:
+    """A moderator turns lip-sync on or off for the whole room."""
+    if not grant.moderates:
+        raise Forbidden("only a moderator's token may change the room's lip-sync")
+    room = rooms.get(room_id)
+    room.set_room_lipsync(body.enabled)
+    return RoomLipsync(enabled=room.lip_video.enabled)
 
 
 @router.post("/rooms/{room_id}/participants/{participant_id}/leave", status_code=204)

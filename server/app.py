@@ -63,6 +63,7 @@ def _in_process_bus(settings: Settings, models: Models, sink: ResultSink) -> Bus
         settings.bus_queue_size,
         settings.inference_threads,
         on_caption=sink.deliver_caption,
+        job_timeout_s=settings.bus_job_timeout_s,
     )
 
 
@@ -122,15 +123,16 @@ async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncItera
     registry = RoomRegistry(context, _directory(settings))
     sink.registry = registry
     app.state.registry = registry
+    app.state.bus = bus
     await registry.start()
     await bus.start()
     try:
         yield
     finally:
-        # Shutdown: stop joins, finish every pending final, then close the rooms.
-        registry.draining = True
+        # Shutdown: stop joins and tell everyone, finish or fail every pending final, close.
+        registry.begin_drain(settings.drain_timeout_s)
         await registry.flush_all()
-        await bus.stop()
+        await bus.stop(settings.drain_timeout_s)
         await registry.close_all()
         media_executor.shutdown(wait=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,10 +85,10 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the gateway: in-process pipeline workers, or remote workers with --redis-url."""
-    import uvicorn
-
+    """Run the gateway: in-process pipeline workers, or remote workers with --redis-url.
+    SIGTERM drains (no new joins, pending translations finish); a second signal exits."""
     from server.app import create_app
+    from server.shutdown import run
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -104,7 +105,7 @@ def serve(
     err.print(
         f"Dragoman on http://{settings.host}:{settings.port} (loading models…)", highlight=False
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+    run(application, settings)
 
 
 @app.command()
@@ -407,7 +408,8 @@ def loadtest(
         float, typer.Option(min=0, max=1, help="chance a second speaker starts at once")
     ] = 0.25,
 ) -> None:
-    """Rooms of synthetic participants speaking fixture speech; latency, losses, cost, memory."""
+    """Rooms of synthetic participants speaking fixture speech; latency, losses, cost, memory.
+    With --url, participants carry room tokens signed with DRAGOMAN_JWT_SECRET when it is set."""
     from loadtest.runner import MODES, LoadConfig, LoadTestError, parse_slo, run
     from pipeline.fixtures import default_fixtures_dir
 
@@ -430,6 +432,7 @@ def loadtest(
                 ramp_per_s=ramp,
                 speakers=speakers,
                 overlap=overlap,
+                token_secret=os.environ.get("DRAGOMAN_JWT_SECRET") or None,
             )
             if any(n < 2 for n in config.sweep):
                 raise LoadTestError("--sweep sizes must be at least 2")

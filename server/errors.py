@@ -40,6 +40,10 @@ class TooMany(GatewayError):
     status_code = 429
 
 
+class Unavailable(GatewayError):
+    status_code = 503
+
+
 class RoomElsewhere(GatewayError):
     """The room lives on another gateway: 307 keeps the method and body of the join."""
 

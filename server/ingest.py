@@ -2,6 +2,8 @@
 
 Audio: decoded by aiortc, mixed to mono, resampled to 16 kHz and segmented by VAD on a worker
 thread; the live 48 kHz voice goes to whoever plays the original. Video: the latest frame kept.
+Frames may change format, layout or rate mid-stream (a peer switching from Opus to PCMU), and
+may be empty: neither stops the ingest.
 """
 
 from __future__ import annotations
@@ -18,18 +20,48 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.audio import ASR_SAMPLE_RATE, Samples, sanitize
 from pipeline.segmenter import Segment, Segmenter
+from server.playout import SAMPLE_RATE as LIVE_RATE
 
 LOG = logging.getLogger(__name__)
 BATCH_S = 0.06  # audio handed to the segmenter thread at a time
+_EMPTY = np.zeros(0, dtype=np.float32)
 
 
 def to_mono_float(frame: av.AudioFrame) -> Samples:
     """Any decoded frame (packed or planar, any channel count) → mono float32 in [-1, 1]."""
+    if frame.samples == 0:
+        return _EMPTY
     channels = len(frame.layout.channels)
     pcm = frame.to_ndarray()
     pcm = pcm.reshape(-1, channels) if not frame.format.is_planar else pcm.T
     scale = 32768.0 if np.issubdtype(pcm.dtype, np.integer) else 1.0
     return sanitize(pcm.astype(np.float32).mean(axis=1) / scale)
+
+
+class MonoResampler:
+    """Frames of any format, layout and rate → mono float32 at `rate`, channels averaged
+    (swresample's own mono downmix sums at 0.707 per channel: +3 dB, clipping loud speech).
+    A frame unlike the previous ones gets a fresh resampler; the old one's tail is kept."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._resampler: av.AudioResampler | None = None
+        self._input: tuple[str, str, int] | None = None
+
+    def convert(self, frame: av.AudioFrame) -> Samples:
+        if frame.samples == 0:
+            return _EMPTY
+        outs: list[av.AudioFrame] = []
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self._resampler is None or shape != self._input:
+            if self._resampler is not None:
+                outs.extend(self._resampler.resample(None))
+            self._resampler = av.AudioResampler(format="fltp", layout=None, rate=self.rate)
+            self._input = shape
+        outs.extend(self._resampler.resample(frame))
+        if not outs:
+            return _EMPTY
+        return sanitize(np.concatenate([out.to_ndarray().mean(axis=0) for out in outs]))
 
 
 class AudioIngest:
@@ -48,7 +80,8 @@ class AudioIngest:
         self._on_live = on_live
         self._on_voice = on_voice
         self._on_segment = on_segment
-        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=ASR_SAMPLE_RATE)
+        self._resampler = MonoResampler(ASR_SAMPLE_RATE)
+        self._live_resampler = MonoResampler(LIVE_RATE)
         self._batch: list[av.AudioFrame] = []
         self._batch_s = 0.0
         self.muted = False
@@ -66,13 +99,19 @@ class AudioIngest:
             await self.flush()
 
     async def _on_frame(self, frame: av.AudioFrame) -> None:
-        if self.muted:
+        if self.muted or frame.samples == 0:
             return
-        self._on_live(to_mono_float(frame))
+        self._on_live(self._live(frame))
         self._batch.append(frame)
         self._batch_s += frame.samples / frame.sample_rate
         if self._batch_s >= BATCH_S:
             await self._segment_batch()
+
+    def _live(self, frame: av.AudioFrame) -> Samples:
+        """The original voice at 48 kHz (WebRTC's Opus already is; PCMU's 8 kHz is not)."""
+        if frame.sample_rate == LIVE_RATE:
+            return to_mono_float(frame)
+        return self._live_resampler.convert(frame)  # 20 ms of 8 kHz: microseconds on the loop
 
     async def _segment_batch(self) -> None:
         frames, self._batch, self._batch_s = self._batch, [], 0.0
@@ -93,14 +132,8 @@ class AudioIngest:
 
     def _segment(self, frames: list[av.AudioFrame]) -> tuple[list[Segment], bool]:
         """On a worker thread: resample to 16 kHz mono and run the VAD segmenter."""
-        chunks = [
-            out.to_ndarray().reshape(-1)
-            for frame in frames
-            for out in self._resampler.resample(frame)
-        ]
-        if not chunks:
-            return [], self._segmenter.in_speech
-        segments = self._segmenter.push(sanitize(np.concatenate(chunks)))
+        chunks = [self._resampler.convert(frame) for frame in frames]
+        segments = self._segmenter.push(np.concatenate(chunks))
         return segments, self._segmenter.in_speech
 
     async def flush(self) -> None:
@@ -117,6 +150,7 @@ class VideoIngest:
     def __init__(self) -> None:
         self.latest: av.VideoFrame | None = None
         self.frames = 0
+        self.on_frame: Callable[[av.VideoFrame], None] | None = None  # e.g. keep a history
 
     async def run(self, track: MediaStreamTrack) -> None:
         try:
@@ -125,5 +159,7 @@ class VideoIngest:
                 if isinstance(frame, av.VideoFrame):
                     self.latest = frame
                     self.frames += 1
+                    if self.on_frame is not None:
+                        self.on_frame(frame)
         except MediaStreamError:
             pass

@@ -22,6 +22,7 @@ from av.video.codeccontext import VideoCodecContext
 from prometheus_client import Counter, Gauge
 
 from pipeline.audio import Samples
+from pipeline.lipsync.base import Frame
 from server.playout import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Playout
 from server.tasks import BackgroundLoop
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     Packet = av.Packet[Any]
 else:
     Packet = av.Packet
+VideoSource = av.VideoFrame | Frame | None  # a decoded camera frame, or a lip-synced RGB one
 AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 
@@ -228,15 +230,16 @@ class VideoChannel(_CountedLoop):
 
     def __init__(
         self,
-        source: Callable[[], av.VideoFrame | None],
+        source: Callable[[], VideoSource],
         executor: Executor,
         fps: int,
         width: int,
         height: int,
         keyframe_interval_s: float = 3.0,
+        name: str = "video",
     ) -> None:
         super().__init__()
-        self.name = "video"
+        self.name = name
         self.fanout = Fanout()
         self._source = source
         self._executor = executor
@@ -246,7 +249,7 @@ class VideoChannel(_CountedLoop):
         self._codec = self._new_codec()
         self._index = 0
         self._keyframe_wanted = True
-        self._last: av.VideoFrame | None = None
+        self._last: VideoSource = None
 
     def _new_codec(self) -> VideoCodecContext:
         codec = av.CodecContext.create("libvpx", "w")
@@ -265,10 +268,13 @@ class VideoChannel(_CountedLoop):
     def request_keyframe(self) -> None:
         self._keyframe_wanted = True
 
-    def _encode(self, frame: av.VideoFrame | None, keyframe: bool) -> list[Packet]:
-        if frame is None:
-            image = np.zeros((self._size[1], self._size[0], 3), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    def _encode(self, source: VideoSource, keyframe: bool) -> list[Packet]:
+        if source is None:
+            source = np.zeros((self._size[1], self._size[0], 3), dtype=np.uint8)
+        if isinstance(source, np.ndarray):
+            frame = av.VideoFrame.from_ndarray(source, format="rgb24")
+        else:
+            frame = source
         scaled = frame.reformat(width=self._size[0], height=self._size[1], format="yuv420p")
         scaled.pts = self._index
         scaled.time_base = fractions.Fraction(1, self._fps)
@@ -287,7 +293,8 @@ class VideoChannel(_CountedLoop):
         next_tick = time.monotonic()
         while True:
             if self.fanout.tracks:
-                frame = self._source() or self._last
+                frame = self._source()
+                frame = self._last if frame is None else frame  # camera off: the last one held
                 self._last = frame
                 keyframe = self._keyframe_wanted or self._index % self._keyframe_interval == 0
                 self._keyframe_wanted = False

@@ -19,6 +19,7 @@ from server.access import Grant
 from server.ingest import AudioIngest, VideoIngest
 from server.media import PacketTrack
 from server.tasks import cancel_and_wait
+from server.video_history import VideoHistory
 
 LOG = logging.getLogger(__name__)
 EVENTS_DROPPED = Counter(
@@ -89,6 +90,9 @@ class Participant:
     held: deque[tuple[Segment, float]] = field(default_factory=deque)
     muted: bool = False
     speaking: bool = False
+    lipsync: bool = True  # this listener's choice; the room's setting can still turn it off
+    watches_video: bool = False  # its offer asked for video
+    video_history: VideoHistory = field(default_factory=lambda: VideoHistory(15, 0.0))
     grant: Grant = field(default_factory=lambda: Grant(identity=None, role="speaker"))
 
     @property
@@ -100,6 +104,7 @@ class Participant:
             language=self.language,
             connected=connected,
             muted=self.muted,
+            lipsync=self.lipsync,
         )
 
     @property

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.audio import Samples
+from pipeline.lipsync.base import Frame, VideoClip
 
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
@@ -40,6 +41,21 @@ class DelayEstimate:
 
 
 @dataclass
+class Dub:
+    """One segment's translated speech and, once lip-synced, the video that speaks it."""
+
+    speech: Samples
+    video: VideoClip | None = None
+
+    def frame_at(self, position: int) -> Frame | None:
+        """The video frame that goes with the speech at sample `position`."""
+        if self.video is None or not self.video.frames:
+            return None
+        index = int(position / SAMPLE_RATE * self.video.fps)
+        return self.video.frames[min(max(index, 0), len(self.video.frames) - 1)]
+
+
+@dataclass
 class Playout:
     """Queued translated speech for one language, drained one frame at a time."""
 
@@ -48,29 +64,43 @@ class Playout:
     stalls: int = 0
     dropped_s: float = 0.0
     pending_jobs: int = 0
-    _queue: deque[Samples] = field(default_factory=deque)
-    _current: Samples | None = None
+    _queue: deque[Dub] = field(default_factory=deque)
+    _current: Dub | None = None
+    _held: Frame | None = None
     _position: int = 0
     _wait_frames: int = 0
     _starved: bool = False
 
     @property
     def buffered_s(self) -> float:
-        queued = sum(len(s) for s in self._queue)
-        current = len(self._current) - self._position if self._current is not None else 0
+        queued = sum(len(dub.speech) for dub in self._queue)
+        current = len(self._current.speech) - self._position if self._current is not None else 0
         return (queued + current) / SAMPLE_RATE
 
     @property
     def playing(self) -> bool:
         return self._current is not None
 
-    def add(self, speech: Samples) -> None:
-        """Queue a segment's speech (48 kHz mono); over the bound the oldest queued is dropped."""
+    def add(self, speech: Samples) -> Dub:
+        """Queue a segment's speech (48 kHz mono); over the bound the oldest queued is dropped.
+        The returned dub takes its lip-synced video when that is ready."""
         if self._current is None and not self._queue and not self._starved:
             self._wait_frames = round(self.delay.delay_s / FRAME_S)
-        self._queue.append(speech)
+        dub = Dub(speech)
+        self._queue.append(dub)
         while self.buffered_s > self.max_buffered_s and len(self._queue) > 1:
-            self.dropped_s += len(self._queue.popleft()) / SAMPLE_RATE
+            self.dropped_s += len(self._queue.popleft().speech) / SAMPLE_RATE
+        return dub
+
+    def video_frame(self) -> Frame | None:
+        """The lip-synced frame for what plays now (mid-way through the last 20 ms played).
+        Between segments of a turn the last one is held, so the original lips never show
+        through; None once the turn's translations are all played, or for a dub without video."""
+        if self._current is not None:
+            self._held = self._current.frame_at(self._position - FRAME_SAMPLES // 2)
+        elif not self._queue and self.pending_jobs == 0:
+            self._held = None
+        return self._held
 
     def next_frame(self) -> Samples | None:
         """The next 20 ms of speech, or None when there is nothing to play now."""
@@ -83,11 +113,12 @@ class Playout:
             if self._current is None and not self._load_next():
                 break
             assert self._current is not None
-            take = min(FRAME_SAMPLES - filled, len(self._current) - self._position)
-            frame[filled : filled + take] = self._current[self._position : self._position + take]
+            speech = self._current.speech
+            take = min(FRAME_SAMPLES - filled, len(speech) - self._position)
+            frame[filled : filled + take] = speech[self._position : self._position + take]
             filled += take
             self._position += take
-            if self._position >= len(self._current):
+            if self._position >= len(speech):
                 self._current = None
         if filled == 0:
             return None

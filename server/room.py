@@ -26,10 +26,12 @@ from pipeline.events import (
     FloorChanged,
     ParticipantsChanged,
     RoomEvent,
+    ServerClosing,
     SpeakingChanged,
     TranslationStatus,
     UtteranceDropped,
 )
+from pipeline.lipsync.base import LipSyncer
 from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
 from pipeline.settings import Settings
 from pipeline.vad import SileroDetector
@@ -39,10 +41,12 @@ from server.floor import Floor
 from server.ice import keep_loopback_candidates, rtc_configuration
 from server.ingest import AudioIngest
 from server.limits import MessageGuard
+from server.lipvideo import LipVideo
 from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
-from server.playout import DelayEstimate, Playout
+from server.playout import DelayEstimate, Dub, Playout
 from server.tasks import cancel_and_wait
+from server.video_history import VideoHistory
 
 LOG = logging.getLogger(__name__)
 PARTICIPANTS = Gauge("dragoman_participants", "Connected participants")
@@ -61,6 +65,8 @@ class RoomContext:
     bus: Bus
     media_executor: Executor
     segmenter_config: SegmenterConfig
+    lipsync: LipSyncer | None = None
+    lipsync_executor: Executor | None = None
 
 
 class Room:
@@ -77,6 +83,13 @@ class Room:
             self.settings.video_fps,
             self.settings.video_width,
             self.settings.video_height,
+        )
+        self.lip_video = LipVideo(
+            self.settings,
+            context.lipsync,
+            context.lipsync_executor or context.media_executor,
+            context.media_executor,
+            self._holder_frame,
         )
         self.transcript: deque[CaptionFinal] = deque(maxlen=TRANSCRIPT_LIMIT)
         self.jobs_submitted = 0
@@ -103,6 +116,7 @@ class Room:
         for chore in list(self._chores):
             await cancel_and_wait(chore)
         await self.video.stop()
+        await self.lip_video.stop()
         for channel in list(self.channels.values()):
             await channel.stop()
         self.channels.clear()
@@ -116,13 +130,20 @@ class Room:
     # -- joining and leaving --------------------------------------------------------------
 
     async def join(
-        self, name: str, language: str, offer: str, grant: Grant | None = None
+        self,
+        name: str,
+        language: str,
+        offer: str,
+        grant: Grant | None = None,
+        lipsync: bool = True,
     ) -> tuple[Participant, str]:
         if len(self.participants) >= self.settings.max_participants_per_room:
             raise Conflict(
                 f"room {self.id} is full ({self.settings.max_participants_per_room} participants)"
             )
-        participant = Participant(id=secrets.token_urlsafe(9), name=name, language=language)
+        participant = Participant(
+            id=secrets.token_urlsafe(9), name=name, language=language, lipsync=lipsync
+        )
         if grant is not None:
             participant.grant = grant
             participant.muted = not grant.speaks  # a listener's voice is never translated
@@ -218,6 +239,7 @@ class Room:
         participant.pc = pc
         participant.audio_out = PacketTrack("audio", capacity=50)
         participant.video_out = PacketTrack("video", capacity=30)
+        participant.watches_video = False
         participant.original_out = None
 
         @pc.on("datachannel")
@@ -268,9 +290,9 @@ class Room:
                 continue
             sender = pc.addTrack(track)  # takes this transceiver: the first free of its kind
             if track is participant.video_out:
-                self._forward_keyframe_requests(sender)
-                self.video.fanout.tracks.add(track)
-                self.video.request_keyframe()
+                self._forward_keyframe_requests(sender, participant)
+                participant.watches_video = True
+                self._watch(participant)
             elif track is participant.audio_out:
                 self._ensure_channel(participant.language).fanout.tracks.add(track)
         self._update_mutes()
@@ -290,14 +312,14 @@ class Room:
             return participant.original_out
         return None if participant.original_out in sending else participant.original_out
 
-    def _forward_keyframe_requests(self, sender: object) -> None:
+    def _forward_keyframe_requests(self, sender: object, participant: Participant) -> None:
         # aiortc only forces keyframes for frames it encodes itself; our packets are encoded once
         # for everyone, so a listener's PLI/FIR must reach the shared encoder.
         own = sender._send_keyframe  # type: ignore[attr-defined]
 
         def send_keyframe() -> None:
             own()
-            self.video.request_keyframe()
+            self._video_for(participant).request_keyframe()
 
         sender._send_keyframe = send_keyframe  # type: ignore[attr-defined]
 
@@ -318,7 +340,18 @@ class Room:
             participant.audio_in = ingest
             participant.spawn(ingest.run(track), "audio-in")
         else:
+            participant.video_history = VideoHistory(
+                self.settings.video_fps, self.settings.segment_max_s + 2.0
+            )
+            participant.video_in.on_frame = lambda frame: self._record(participant, frame)
             participant.spawn(participant.video_in.run(track), "video-in")
+
+    def _record(self, participant: Participant, frame: av.VideoFrame) -> None:
+        """Keep the camera of whoever may be translated next: the holder and the queue."""
+        if self.lip_video.enabled and (
+            participant.id == self.floor.holder or participant.id in self.floor.queue
+        ):
+            participant.video_history.add(time.time(), frame)
 
     def _unsubscribe(self, participant: Participant) -> None:
         outgoing = [participant.audio_out, participant.video_out, participant.original_out]
@@ -326,7 +359,7 @@ class Room:
             for channel in self.channels.values():
                 channel.fanout.tracks.discard(track)
                 channel.muted.discard(track)
-            self.video.fanout.tracks.discard(track)
+            self._unwatch(track)
             track.stop()
 
     # -- media channels ---------------------------------------------------------------------
@@ -350,6 +383,46 @@ class Room:
         languages = {p.language for p in self.participants.values()}
         for language in [lang for lang in self.channels if lang not in languages]:
             await self.channels.pop(language).stop()
+            await self.lip_video.drop(language)
+
+    # -- video ------------------------------------------------------------------------------
+
+    def _video_for(self, participant: Participant) -> VideoChannel:
+        """Lip-synced video in the listener's language, unless they or the room turned it off."""
+        if not (self.lip_video.enabled and participant.lipsync):
+            return self.video
+        playout = self._ensure_channel(participant.language).playout
+        assert playout is not None
+        return self.lip_video.channel(participant.language, playout)
+
+    def _watch(self, participant: Participant) -> None:
+        self._unwatch(participant.video_out)
+        channel = self._video_for(participant)
+        channel.fanout.tracks.add(participant.video_out)
+        channel.request_keyframe()
+
+    def _unwatch(self, track: PacketTrack) -> None:
+        self.video.fanout.tracks.discard(track)
+        for channel in self.lip_video.channels.values():
+            channel.fanout.tracks.discard(track)
+
+    def _rewatch_all(self) -> None:
+        for participant in self.participants.values():
+            if participant.watches_video:
+                self._watch(participant)
+
+    def set_lipsync(self, participant_id: str, secret: str, enabled: bool) -> None:
+        """A listener's choice: lip-synced video, or the original video with translated audio."""
+        participant = self.authorize(participant_id, secret)
+        participant.lipsync = enabled
+        if participant.watches_video:
+            self._watch(participant)
+        self._broadcast(self._participants_event())
+
+    def set_room_lipsync(self, enabled: bool) -> None:
+        """The room's setting (a moderator's): off means original video for everyone."""
+        self.lip_video.enabled = enabled and self.context.lipsync is not None
+        self._rewatch_all()
 
     def _holder_frame(self) -> av.VideoFrame | None:
         holder = self.participants.get(self.floor.holder or "")
@@ -531,7 +604,8 @@ class Room:
                     channel.playout.delay.observe(
                         result.processing_s, job.utterance.segment.duration_s
                     )
-                    channel.playout.add(translation.speech.samples)
+                    dub = channel.playout.add(translation.speech.samples)
+                    self._lipsync(job, language, dub)
             if translation is None or translation.delivered:
                 continue
             event = translation.event
@@ -539,6 +613,19 @@ class Room:
                 self.deliver_caption(job, event)
             else:
                 self._deliver(job, language, event)
+
+    def _lipsync(self, job: Job, language: str, dub: Dub) -> None:
+        """Video for the dub, when someone watches this language lip-synced."""
+        speaker = self.participants.get(job.utterance.speaker)
+        if speaker is None or not self.lip_video.wanted(language):
+            return
+        segment = job.utterance.segment
+        # The segmenter's clock to the wall clock: the voiced speech ended at speech_end_at.
+        voiced_until = segment.voiced_until_s or segment.end_s
+        start = job.speech_end_at - (voiced_until - segment.start_s)
+        end = job.speech_end_at + (segment.end_s - voiced_until)
+        frames = speaker.video_history.between(start, end)
+        self._chore(self.lip_video.sync(dub, frames), f"lipsync-{language}")
 
     def deliver_caption(self, job: Job, caption: CaptionFinal) -> None:
         """A final caption, sent as soon as it exists (its speech follows when synthesised)."""
@@ -558,7 +645,7 @@ class Room:
             if participant.language == language:
                 self._send(participant, event)
 
-    def announce(self, status: TranslationStatus) -> None:
+    def announce(self, status: TranslationStatus | ServerClosing) -> None:
         self._broadcast(status)
 
     def _broadcast(self, event: RoomEvent) -> None:

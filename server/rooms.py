@@ -6,7 +6,7 @@ import logging
 import re
 
 from pipeline.bus import Job, JobResult
-from pipeline.events import CaptionFinal, TranslationStatus
+from pipeline.events import CaptionFinal, ServerClosing, TranslationStatus
 from server.directory import RoomDirectory
 from server.errors import BadRequest, NotFound, RoomElsewhere, TooMany
 from server.room import Room, RoomContext
@@ -44,6 +44,15 @@ class RoomRegistry:
         self.translation_paused = status if status.paused else None
         for room in self.rooms.values():
             room.announce(status)
+
+    def begin_drain(self, deadline_s: float) -> None:
+        """Shutting down: joins are refused from now on, and every participant is told once."""
+        if self.draining:
+            return
+        self.draining = True
+        closing = ServerClosing(reason="the server is shutting down", deadline_s=deadline_s)
+        for room in self.rooms.values():
+            room.announce(closing)
 
     def get(self, room_id: str) -> Room:
         room = self.rooms.get(room_id)

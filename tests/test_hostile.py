@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from loadtest.server_process import LocalServer
 from pipeline.models import Models
 from pipeline.settings import Settings
-from server.api import FloorAction, JoinRequest, Moderation, MuteAction, Renegotiation
+from server.api import (
+    FloorAction,
+    JoinRequest,
+    LipsyncChoice,
+    Moderation,
+    MuteAction,
+    Renegotiation,
+    RoomLipsync,
+)
 from tests.conftest import ARTIFACTS, serving
 
 SDP_HEAD = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -184,6 +192,8 @@ ENDPOINTS = {
     FloorAction: "/api/rooms/fuzz/participants/p/floor",
     MuteAction: "/api/rooms/fuzz/participants/p/mute",
     Moderation: "/api/rooms/fuzz/participants/p/moderate",
+    LipsyncChoice: "/api/rooms/fuzz/participants/p/lipsync",
+    RoomLipsync: "/api/rooms/fuzz/lipsync",
 }
 
 

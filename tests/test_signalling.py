@@ -123,6 +123,27 @@ async def test_floor_mute_state_and_transcript_endpoints(
     await bea.leave(http)
 
 
+@pytest.mark.parametrize(("spoken", "served"), [("pt-BR", "pt"), ("EN", "en"), ("es_ES", "es")])
+async def test_a_joins_language_code_is_normalised(
+    gateway: str, http: httpx.AsyncClient, spoken: str, served: str
+) -> None:
+    person = Participant(gateway, f"codes-{served}", "ana", spoken)
+    await person.join(http, speak=False, video=False)
+    state = (await http.get(f"{gateway}/api/rooms/codes-{served}")).json()
+    assert [p["language"] for p in state["participants"]] == [served]
+    await person.leave(http)
+
+
+async def test_an_unknown_language_is_refused_with_the_supported_list(
+    gateway: str, http: httpx.AsyncClient
+) -> None:
+    response = await http.post(f"{gateway}/api/rooms/codes/join", json=join_body(language="tlh"))
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "unknown language code 'tlh'" in detail
+    assert "en, es" in detail  # the supported codes, listed
+
+
 async def test_reconnect_keeps_identity_and_renegotiation_works(
     gateway: str, http: httpx.AsyncClient
 ) -> None:

@@ -56,5 +56,6 @@ export const api = {
   renegotiate: (room, id, body) => request(`/api/rooms/${encodeURIComponent(room)}/participants/${id}/offer`, body),
   floor: (room, id, secret, action) => request(`/api/rooms/${encodeURIComponent(room)}/participants/${id}/floor`, { secret, action }),
   mute: (room, id, secret, muted) => request(`/api/rooms/${encodeURIComponent(room)}/participants/${id}/mute`, { secret, muted }),
+  lipsync: (room, id, secret, enabled) => request(`/api/rooms/${encodeURIComponent(room)}/participants/${id}/lipsync`, { secret, enabled }),
   leave: (room, id, secret) => request(`/api/rooms/${encodeURIComponent(room)}/participants/${id}/leave`, { secret }),
 };

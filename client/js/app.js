@@ -243,6 +243,9 @@ function onRoomEvent(event) {
     case "translation.status":
       $("translation-paused").hidden = !event.paused;
       return undefined;
+    case "server.closing":
+      $("server-closing").hidden = false;
+      return undefined;
     case "utterance.failed":
       return showNotice(`Translation into ${event.target_language} failed (${event.stage}): ${event.reason}`);
     case "utterance.dropped":
@@ -340,6 +343,14 @@ async function toggleMute() {
   button.textContent = muted ? "Unmute (M)" : "Mute (M)";
 }
 
+async function toggleLipsync() {
+  const button = $("lipsync-toggle");
+  const enabled = button.getAttribute("aria-pressed") !== "true";
+  await state.call?.setLipsync(enabled);
+  button.setAttribute("aria-pressed", String(enabled));
+  button.textContent = enabled ? "Lip-sync on" : "Lip-sync off";
+}
+
 async function toggleCamera() {
   const button = $("camera-toggle");
   const stopping = button.getAttribute("aria-pressed") !== "true";
@@ -395,6 +406,7 @@ async function main() {
   $("floor").addEventListener("click", toggleFloor);
   $("mute").addEventListener("click", toggleMute);
   $("camera-toggle").addEventListener("click", toggleCamera);
+  $("lipsync-toggle").addEventListener("click", toggleLipsync);
   $("balance").addEventListener("input", applyBalance);
   $("toggle-stats").addEventListener("click", () => {
     const hidden = !$("stats").hidden;

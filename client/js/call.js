@@ -96,6 +96,11 @@ export class Call {
     }
   }
 
+  // Lip-synced video in my language, or the speaker's original video (audio stays translated).
+  async setLipsync(enabled) {
+    await api.lipsync(this.room, this.id, this.secret, enabled);
+  }
+
   async setMuted(muted) {
     if (this.micTrack) this.micTrack.enabled = !muted;
     await api.mute(this.room, this.id, this.secret, muted);

@@ -14,7 +14,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.asr.models import WhisperSource
-from pipeline.audio import ASR_SAMPLE_RATE, Samples
+from pipeline.audio import ASR_SAMPLE_RATE, Samples, sanitize
 from pipeline.errors import UnsupportedLanguageError
 
 # Phrases Whisper is known to produce from non-speech (credits, sign-offs of its training videos).
@@ -39,9 +39,17 @@ class HallucinationGuard:
         silent = segment.no_speech_prob > self.no_speech_threshold
         if silent and segment.avg_logprob < self.logprob_threshold:
             return "no_speech"
+        if silent and _stutters(segment.text):  # too short for the compression ratio to tell
+            return "repetitive"
         if _HALLUCINATIONS.match(segment.text.strip()) and segment.no_speech_prob > 0.2:
             return "hallucination"
         return None
+
+
+def _stutters(text: str) -> bool:
+    """One word over and over ("you're you're you're you're"): Whisper looping on a tone."""
+    words = re.findall(r"[\w']+", text.lower())
+    return len(words) >= 3 and 3 * len(set(words)) <= len(words)
 
 
 class _DecodedSegment(Protocol):
@@ -77,7 +85,7 @@ class WhisperRecognizer(SpeechRecognizer):
         if not self.source.multilingual and language != "en":
             raise UnsupportedLanguageError(f"ASR model {self.source.name} is English-only")
         segments, _info = self._model.transcribe(
-            samples,
+            sanitize(samples),  # one NaN makes Whisper's whole window garbage
             language=language,
             beam_size=self._beam_size,
             temperature=0.0,
@@ -113,7 +121,7 @@ class WhisperRecognizer(SpeechRecognizer):
         starts = np.cumsum([0, *(len(clip) for clip in clips)]) / ASR_SAMPLE_RATE
         boundaries = [float(start) for start in starts[:-1]]
         segments, _info = BatchedInferencePipeline(self._model).transcribe(
-            np.concatenate(clips),
+            sanitize(np.concatenate(clips)),
             language=language,
             beam_size=self._beam_size,
             temperature=0.0,
