@@ -17,6 +17,7 @@ from typing import Any
 import av
 import httpx
 import numpy as np
+import numpy.typing as npt
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -156,6 +157,9 @@ class Participant:
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     heard: ReceivedAudio = field(default_factory=ReceivedAudio)
     video_frames: int = 0
+    lipsync: bool = True  # lip-synced video, or the speaker's original video
+    keep_video: bool = False  # keep what is seen (arrival time, RGB), e.g. to check lip-sync
+    seen: list[tuple[float, npt.NDArray[np.uint8]]] = field(default_factory=list)
     participant_id: str = ""
     secret: str = ""
     token: str | None = None  # the room access token, when the server is not in open-rooms mode
@@ -167,8 +171,10 @@ class Participant:
         speak: bool = True,
         video: bool = True,
         microphone: MediaStreamTrack | None = None,
+        camera: MediaStreamTrack | None = None,
     ) -> None:
-        """Join the room; `microphone` replaces the scripted one (e.g. pre-encoded packets)."""
+        """Join the room; `microphone` replaces the scripted one (e.g. pre-encoded packets);
+        `camera` sends video (else video is only received)."""
         channel = self.pc.createDataChannel("events")
         channel.on("message", self._on_message)
         self.pc.on("track", self._on_track)
@@ -179,7 +185,9 @@ class Participant:
             self.pc.addTransceiver(self.microphone, direction="sendrecv")
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
-        if video:
+        if camera is not None:
+            self.pc.addTransceiver(camera, direction="sendrecv")
+        elif video:
             self.pc.addTransceiver("video", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         body = {
@@ -187,6 +195,7 @@ class Participant:
             "language": self.language,
             "sdp": self.pc.localDescription.sdp,
             "type": "offer",
+            "lipsync": self.lipsync,
         }
         url = f"{self.base_url}/api/rooms/{self.room}/join"
         response = await http.post(url, json=body, headers=self._headers)
@@ -229,6 +238,9 @@ class Participant:
                     self.heard.add(time.time(), (pcm / 32768.0).astype(np.float32))
                 else:
                     self.video_frames += 1
+                    if self.keep_video and isinstance(frame, av.VideoFrame):
+                        image = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+                        self.seen.append((time.time(), image))
 
     def captions(self, language: str | None = None) -> list[dict[str, Any]]:
         wanted = language or self.language

@@ -35,6 +35,11 @@ BUS_HOP_SECONDS = Histogram(
     buckets=_BUCKETS,
 )
 UTTERANCES = Counter("dragoman_utterances_total", "Utterances by outcome", ["outcome"])
+LIPSYNC_FRAMES = Counter(
+    "dragoman_lipsync_frames_total",
+    "Lip-sync output frames: synced (one face) or passthrough (no face, several, turned away)",
+    ["backend", "outcome"],
+)
 
 
 @contextmanager

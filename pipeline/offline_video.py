@@ -123,18 +123,38 @@ def _speech_frames(reader: FrameReader, piece: Piece, fps: float, syncer: LipSyn
     return [synced[min(i, len(synced) - 1)] for i in range(count)]
 
 
+def write_clip(out: Path, clips: list[VideoClip], sound: Audio) -> Path:
+    """Clips of one size and rate, back to back, with `sound`, as an MP4."""
+    height, width = clips[0].frames[0].shape[:2]
+    with av.open(str(out), "w") as container:
+        video = _video_stream(container, clips[0].fps, width, height)
+        audio = container.add_stream("aac", rate=AUDIO_RATE)
+        for clip in clips:
+            for image in clip.frames:
+                container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode(None))
+        _write_audio(container, audio, sound)
+    return out
+
+
+def _video_stream(
+    container: av.container.OutputContainer, fps: float, width: int, height: int
+) -> av.video.stream.VideoStream:
+    video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1001))
+    video.width, video.height, video.pix_fmt = width // 2 * 2, height // 2 * 2, "yuv420p"
+    video.options = {"preset": "veryfast", "crf": "23"}
+    return video
+
+
 def write_dubbed_video(
     source: Path, out: Path, timeline: list[Piece], dub: Audio, syncer: LipSyncer
 ) -> Path:
     """An MP4 (H.264 + AAC) of the lip-synced timeline with the dub as its sound."""
     fps, width, height = video_format(source)
     reader = FrameReader(source, fps, (width, height))
-    rate = fractions.Fraction(fps).limit_denominator(1001)
     try:
         with av.open(str(out), "w") as container:
-            video = container.add_stream("libx264", rate=rate)
-            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            video.options = {"preset": "veryfast", "crf": "23"}
+            video = _video_stream(container, fps, width, height)
             audio = container.add_stream("aac", rate=AUDIO_RATE)
             for piece in timeline:
                 frames = (

@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     lipsync: bool = Field(
         True, description="lip-synced video by default (rooms and listeners may turn it off)"
     )
+    lipsync_backend: Literal["landmarks", "neural"] = Field(
+        "landmarks", description="landmarks: CPU mouth warp; neural: ONNX model (Wav2Lip class)"
+    )
+    lipsync_model_dir: Path | None = Field(
+        None, description="neural lip-sync: folder with lipsync.json and its ONNX model"
+    )
+    lipsync_max_wait_s: float = Field(
+        1.5, ge=0.0, le=10.0, description="a dub waits this long for its lip-synced video"
+    )
     video_fps: int = Field(15, ge=1, le=30)
     video_width: int = Field(640, ge=64, le=1920)
     video_height: int = Field(480, ge=64, le=1080)
@@ -181,6 +190,17 @@ class Settings(BaseSettings):
     def _turn_needs_secret(self) -> Settings:
         if self.turn_urls and self.turn_secret is None:
             raise ValueError("DRAGOMAN_TURN_URLS is set but DRAGOMAN_TURN_SECRET is not")
+        return self
+
+    @model_validator(mode="after")
+    def _neural_lipsync_needs_model(self) -> Settings:
+        if self.lipsync_backend == "neural":
+            from pipeline.lipsync.model_dir import load_model_config
+
+            try:
+                load_model_config(self.lipsync_model_dir)
+            except ValueError as exc:
+                raise ValueError(f"DRAGOMAN_LIPSYNC_BACKEND is 'neural' but {exc}") from None
         return self
 
     @model_validator(mode="after")

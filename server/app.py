@@ -21,6 +21,7 @@ from pipeline.cascade import Cascade
 from pipeline.errors import DragomanError
 from pipeline.events import CaptionFinal, TranslationStatus
 from pipeline.languages import LANGUAGE_NAMES
+from pipeline.lipsync.factory import build_lipsyncer
 from pipeline.models import Models, segmenter_config
 from pipeline.redis_bus import RedisBus
 from pipeline.settings import Settings
@@ -119,7 +120,22 @@ async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncItera
         bus = _redis_bus(settings, sink)
     app.state.languages = served_languages(models)
     media_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
-    context = RoomContext(settings, bus, media_executor, segmenter_config(settings))
+    lipsync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipsync")
+    audio_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="audio")
+    syncer = (
+        await asyncio.get_running_loop().run_in_executor(None, build_lipsyncer, settings)
+        if settings.lipsync
+        else None
+    )
+    context = RoomContext(
+        settings,
+        bus,
+        media_executor,
+        segmenter_config(settings),
+        syncer,
+        lipsync_executor,
+        audio_executor,
+    )
     registry = RoomRegistry(context, _directory(settings))
     sink.registry = registry
     app.state.registry = registry
@@ -135,6 +151,8 @@ async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncItera
         await bus.stop(settings.drain_timeout_s)
         await registry.close_all()
         media_executor.shutdown(wait=True)
+        lipsync_executor.shutdown(wait=True)
+        audio_executor.shutdown(wait=True)
 
 
 def create_app(settings: Settings, models: Models | None = None) -> FastAPI:

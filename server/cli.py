@@ -220,10 +220,16 @@ def translate(
     to: Annotated[str, typer.Option("--to", help="target languages, comma-separated (e.g. pt,es)")],
     source: Annotated[str, typer.Option("--from", help="the speaker's language")] = "en",
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out"),
+    lipsync: Annotated[
+        bool, typer.Option(help="for a video input: an MP4 per language, lips following the dub")
+    ] = True,
 ) -> None:
-    """Translate recorded speech: per target language a WAV, WebVTT captions, and report.json."""
+    """Translate recorded speech: per target language a WAV, WebVTT captions and, for a video,
+    a lip-synced MP4; report.json for all."""
+    from pipeline.lipsync.factory import build_lipsyncer
     from pipeline.models import shared_models
     from pipeline.offline import input_duration_s, translate_file, write_outputs
+    from pipeline.offline_video import has_video
 
     settings = load_settings()
     with user_errors():
@@ -237,7 +243,9 @@ def translate(
         total = input_duration_s(input_file) if input_file.is_file() else 0.0
         with _progress(total) as advance:
             outcome = translate_file(input_file, source_language, targets, models, advance)
-        written = write_outputs(outcome, out_dir, settings.tts_sample_rate)
+        syncer = build_lipsyncer(settings) if lipsync and has_video(input_file) else None
+        with _status("writing") as show:
+            written = write_outputs(outcome, out_dir, settings.tts_sample_rate, syncer, show)
     if not outcome.results:
         err.print("no speech found: no captions written")
     err.print(
@@ -246,6 +254,13 @@ def translate(
         f"wrote {', '.join(p.name for p in written)} to {out_dir}",
         highlight=False,
     )
+
+
+@contextmanager
+def _status(action: str) -> Iterator[Callable[[str], None]]:
+    """A spinner naming the language being written (lip-synced video takes a while)."""
+    with err.status(action) as status:
+        yield lambda language: status.update(f"{action} {language}")
 
 
 @contextmanager
@@ -350,6 +365,27 @@ def bench_call_command(
         lambda settings, models, clips, step: asyncio.run(
             bench_call(settings, models, clips, step, crowd)
         ),
+    )
+
+
+@bench_app.command("lipsync")
+def bench_lipsync_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    fixtures: Annotated[
+        Path | None, typer.Option(help="folder with manifest.csv and face/")
+    ] = None,
+    target: Annotated[str, typer.Option(help="language the GRID clips are dubbed into")] = "pt",
+) -> None:
+    """Lip-sync: ms per 640x480 frame on one thread, and τ of ASR+MT+TTS+lip-sync on GRID."""
+    from pipeline.fixtures import default_fixtures_dir
+    from pipeline.lipsync.bench import bench_lipsync
+
+    face_dir = (fixtures or default_fixtures_dir()) / "face"
+    _run_bench(
+        "bench lipsync",
+        fixtures,
+        as_json,
+        lambda _, models, clips, step: bench_lipsync(models, face_dir, step, target),
     )
 
 

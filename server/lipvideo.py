@@ -12,13 +12,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from prometheus_client import Counter
 
 from pipeline.audio import Audio, Samples
-from pipeline.lipsync.base import Frame, LipSyncer, Speech, VideoClip
+from pipeline.errors import DragomanError
+from pipeline.lipsync.base import Frame, LipSyncer, PhonemeTiming, Speech, VideoClip
+from pipeline.lipsync.phonemes import espeak_phonemes
 from pipeline.metrics import timed_stage
 from pipeline.settings import Settings
 from server.media import VideoChannel, VideoSource
@@ -32,19 +36,45 @@ LIPSYNC_SEGMENTS = Counter(
 )
 
 
+@dataclass(frozen=True)
+class DubbedText:
+    """What the dub says, so the mouth can follow its phonemes where the voice tells them."""
+
+    text: str
+    language: str
+    voice: str  # the voice spec, e.g. 'espeak:pt-br' or 'piper:shipped'
+
+
+def phonemes(said: DubbedText) -> tuple[PhonemeTiming, ...]:
+    """espeak-ng voices give phoneme timings; other voices: () and the mouth follows loudness."""
+    engine, _, voice = said.voice.partition(":")
+    if engine != "espeak" or not said.text.strip():
+        return ()
+    try:
+        return espeak_phonemes(said.text, voice)
+    except DragomanError:
+        return ()
+
+
 def render(
-    syncer: LipSyncer, frames: list[av.VideoFrame], speech: Samples, fps: int, size: tuple[int, int]
+    syncer: LipSyncer,
+    frames: list[av.VideoFrame],
+    speech: Samples,
+    said: DubbedText,
+    fps: int,
+    size: tuple[int, int],
 ) -> VideoClip:
     """Blocking: the segment's camera frames at the channel's size, lip-synced to the speech."""
     width, height = size
-    images = [rgb(frame, width, height) for frame in frames]
+    scaler = VideoReformatter()  # the frames' own may be in use by an encoder's thread
+    images = [rgb(scaler.reformat(f, width, height, "rgb24")) for f in frames]
     with timed_stage("lipsync", syncer.name):
-        return syncer.sync(VideoClip(images, fps), Speech(Audio(speech, SAMPLE_RATE)))
+        drive = Speech(Audio(speech, SAMPLE_RATE), phonemes(said))
+        return syncer.sync(VideoClip(images, fps), drive)
 
 
-def rgb(frame: av.VideoFrame, width: int, height: int) -> Frame:
-    image = frame.to_ndarray(format="rgb24", width=width, height=height)
-    return np.asarray(image, dtype=np.uint8)
+def rgb(frame: av.VideoFrame) -> Frame:
+    return np.asarray(frame.to_ndarray(), dtype=np.uint8)
 
 
 class LipVideo:
@@ -92,7 +122,7 @@ class LipVideo:
     def wanted(self, language: str) -> bool:
         return self.enabled and language in self.channels
 
-    async def sync(self, dub: Dub, frames: list[av.VideoFrame]) -> None:
+    async def sync(self, dub: Dub, frames: list[av.VideoFrame], said: DubbedText) -> None:
         """Give the dub its video (it may already be playing: frames follow its position)."""
         if self._syncer is None:
             return
@@ -101,6 +131,7 @@ class LipVideo:
             return
         size = (self._settings.video_width, self._settings.video_height)
         loop = asyncio.get_running_loop()
+        dub.awaiting_video = True
         try:
             dub.video = await loop.run_in_executor(
                 self._sync_executor,
@@ -108,6 +139,7 @@ class LipVideo:
                 self._syncer,
                 frames,
                 dub.speech,
+                said,
                 self._settings.video_fps,
                 size,
             )
@@ -115,6 +147,8 @@ class LipVideo:
             LOG.exception("lip-sync failed")
             LIPSYNC_SEGMENTS.labels("failed").inc()
             return
+        finally:
+            dub.awaiting_video = False
         LIPSYNC_SEGMENTS.labels("synced").inc()
 
     async def drop(self, language: str) -> None:

@@ -19,6 +19,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.codeccontext import VideoCodecContext
+from av.video.reformatter import VideoReformatter
 from prometheus_client import Counter, Gauge
 
 from pipeline.audio import Samples
@@ -55,6 +56,10 @@ class PacketTrack(MediaStreamTrack):
         self.delivered = 0
         # A new video listener cannot decode delta frames until its first keyframe.
         self._awaiting_keyframe = kind == "video"
+
+    def await_keyframe(self) -> None:
+        """A new encoder feeds this track: its delta frames mean nothing until a keyframe."""
+        self._awaiting_keyframe = True
 
     def push(self, packet: Packet) -> None:
         if self._awaiting_keyframe:
@@ -247,6 +252,7 @@ class VideoChannel(_CountedLoop):
         self._size = (width, height)
         self._keyframe_interval = max(1, round(keyframe_interval_s * fps))
         self._codec = self._new_codec()
+        self._scaler = VideoReformatter()
         self._index = 0
         self._keyframe_wanted = True
         self._last: VideoSource = None
@@ -275,7 +281,11 @@ class VideoChannel(_CountedLoop):
             frame = av.VideoFrame.from_ndarray(source, format="rgb24")
         else:
             frame = source
-        scaled = frame.reformat(width=self._size[0], height=self._size[1], format="yuv420p")
+        # Its own scaler: a camera frame may be encoded by several channels at once, and a
+        # frame's built-in one (frame.reformat) is not safe to share between threads.
+        scaled = self._scaler.reformat(
+            frame, width=self._size[0], height=self._size[1], format="yuv420p"
+        )
         scaled.pts = self._index
         scaled.time_base = fractions.Fraction(1, self._fps)
         scaled.pict_type = (

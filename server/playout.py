@@ -46,6 +46,7 @@ class Dub:
 
     speech: Samples
     video: VideoClip | None = None
+    awaiting_video: bool = False  # its lip-synced video is being made: it waits (bounded)
 
     def frame_at(self, position: int) -> Frame | None:
         """The video frame that goes with the speech at sample `position`."""
@@ -61,6 +62,7 @@ class Playout:
 
     delay: DelayEstimate
     max_buffered_s: float = 60.0
+    max_video_wait_s: float = 1.5
     stalls: int = 0
     dropped_s: float = 0.0
     pending_jobs: int = 0
@@ -70,6 +72,7 @@ class Playout:
     _position: int = 0
     _wait_frames: int = 0
     _starved: bool = False
+    _video_waited: int = 0
 
     @property
     def buffered_s(self) -> float:
@@ -131,5 +134,11 @@ class Playout:
                 self.stalls += 1
                 self._starved = True
             return False
+        if self._queue[0].awaiting_video and self._video_waited * FRAME_S < self.max_video_wait_s:
+            # Sound waits for its picture, so that the two start together (bounded: after the
+            # wait it plays with the original video).
+            self._video_waited += 1
+            return False
         self._current, self._position, self._starved = self._queue.popleft(), 0, False
+        self._video_waited = 0
         return True

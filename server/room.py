@@ -34,6 +34,7 @@ from pipeline.events import (
 from pipeline.lipsync.base import LipSyncer
 from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
 from pipeline.settings import Settings
+from pipeline.tts.voices import voice_specs
 from pipeline.vad import SileroDetector
 from server.access import Grant
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -41,7 +42,7 @@ from server.floor import Floor
 from server.ice import keep_loopback_candidates, rtc_configuration
 from server.ingest import AudioIngest
 from server.limits import MessageGuard
-from server.lipvideo import LipVideo
+from server.lipvideo import DubbedText, LipVideo
 from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
 from server.playout import DelayEstimate, Dub, Playout
@@ -67,6 +68,8 @@ class RoomContext:
     segmenter_config: SegmenterConfig
     lipsync: LipSyncer | None = None
     lipsync_executor: Executor | None = None
+    # Audio encodes every 20 ms; behind a video encode or a VAD batch it would fall behind.
+    audio_executor: Executor | None = None
 
 
 class Room:
@@ -367,13 +370,16 @@ class Room:
     def _ensure_channel(self, language: str) -> AudioChannel:
         channel = self.channels.get(language)
         if channel is None:
-            playout = Playout(DelayEstimate(self.settings.playout_max_delay_s))
+            playout = Playout(
+                DelayEstimate(self.settings.playout_max_delay_s),
+                max_video_wait_s=self.settings.lipsync_max_wait_s,
+            )
             channel = AudioChannel(
                 language,
                 playout,
                 LiveAudio(),
                 self.settings.original_under_translation,
-                self.context.media_executor,
+                self.context.audio_executor or self.context.media_executor,
             )
             self.channels[language] = channel
             channel.start()
@@ -388,17 +394,24 @@ class Room:
     # -- video ------------------------------------------------------------------------------
 
     def _video_for(self, participant: Participant) -> VideoChannel:
-        """Lip-synced video in the listener's language, unless they or the room turned it off."""
+        """Lip-synced video in the listener's language, unless they or the room turned it off,
+        or the floor holder speaks that language anyway (no dub: the original is the same)."""
         if not (self.lip_video.enabled and participant.lipsync):
+            return self.video
+        if participant.language == self._holder_language():
             return self.video
         playout = self._ensure_channel(participant.language).playout
         assert playout is not None
         return self.lip_video.channel(participant.language, playout)
 
     def _watch(self, participant: Participant) -> None:
-        self._unwatch(participant.video_out)
-        channel = self._video_for(participant)
-        channel.fanout.tracks.add(participant.video_out)
+        """Subscribe the listener's video to its channel; a switch starts at a keyframe."""
+        track, channel = participant.video_out, self._video_for(participant)
+        if track in channel.fanout.tracks:
+            return
+        self._unwatch(track)
+        track.await_keyframe()
+        channel.fanout.tracks.add(track)
         channel.request_keyframe()
 
     def _unwatch(self, track: PacketTrack) -> None:
@@ -497,6 +510,7 @@ class Room:
         for channel in self.channels.values():
             channel.live.clear()
         self._update_mutes()
+        self._rewatch_all()
         self.video.request_keyframe()
         self._broadcast(self._floor_event())
         holder = self.participants.get(self.floor.holder or "")
@@ -605,7 +619,8 @@ class Room:
                         result.processing_s, job.utterance.segment.duration_s
                     )
                     dub = channel.playout.add(translation.speech.samples)
-                    self._lipsync(job, language, dub)
+                    if isinstance(translation.event, CaptionFinal):
+                        self._lipsync(job, translation.event, dub)
             if translation is None or translation.delivered:
                 continue
             event = translation.event
@@ -614,8 +629,9 @@ class Room:
             else:
                 self._deliver(job, language, event)
 
-    def _lipsync(self, job: Job, language: str, dub: Dub) -> None:
+    def _lipsync(self, job: Job, caption: CaptionFinal, dub: Dub) -> None:
         """Video for the dub, when someone watches this language lip-synced."""
+        language = caption.target_language
         speaker = self.participants.get(job.utterance.speaker)
         if speaker is None or not self.lip_video.wanted(language):
             return
@@ -625,7 +641,10 @@ class Room:
         start = job.speech_end_at - (voiced_until - segment.start_s)
         end = job.speech_end_at + (segment.end_s - voiced_until)
         frames = speaker.video_history.between(start, end)
-        self._chore(self.lip_video.sync(dub, frames), f"lipsync-{language}")
+        dub.awaiting_video = bool(frames)  # from now: the sync task clears it when done
+        voice = voice_specs(self.settings.tts_voices).get(language, "")
+        said = DubbedText(caption.target_text, language, voice)
+        self._chore(self.lip_video.sync(dub, frames, said), f"lipsync-{language}")
 
     def deliver_caption(self, job: Job, caption: CaptionFinal) -> None:
         """A final caption, sent as soon as it exists (its speech follows when synthesised)."""

@@ -232,3 +232,18 @@ def test_datachannel_floods_are_dropped_then_disconnected() -> None:
     now[0] = 2.0
     guard("fine again")
     assert guard.violations == 1 + 10
+
+
+async def test_a_moderator_turns_lipsync_off_for_the_room(guarded: str) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        mod = await join_with(http, guarded, "lips", "mo", "moderator")
+        url = f"{guarded}/api/rooms/lips/lipsync"
+        speaker = bearer("lips", "sam", "speaker")
+        refused = await http.post(url, json={"enabled": False}, headers=speaker)
+        assert refused.status_code == 403
+        moderator = bearer("lips", "mo", "moderator")
+        switched = await http.post(url, json={"enabled": False}, headers=moderator)
+        assert switched.status_code == 200 and switched.json() == {"enabled": False}
+        back = await http.post(url, json={"enabled": True}, headers=moderator)
+        assert back.json() == {"enabled": True}
+        await mod.leave(http)

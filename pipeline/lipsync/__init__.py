@@ -1,1 +1,11 @@
-"""Lip-sync: the speaker's video, its mouth driven by the translated speech."""
+"""Lip-sync: the speaker's video, its mouth driven by the translated speech.
+
+Entry points (imported from their modules; this package stays light so that settings
+validation can import `model_dir` without loading dlib or OpenCV):
+
+- `factory.build_lipsyncer(settings) -> LipSyncer`: the configured backend, built once per
+  process; `LipSyncer.sync(clip, speech) -> VideoClip` is blocking and thread-safe.
+- `phonemes.speech_for(voice, text, audio) -> Speech`: TTS output with phoneme timings when the
+  voice is espeak-ng (`espeak_phonemes(text, voice)`), else without (the mouth follows loudness).
+- `bench.bench_lipsync(models, face_dir, step)`: `dragoman bench lipsync`.
+"""

@@ -25,6 +25,11 @@ DEFAULT_VOICES: dict[str, str] = {
 }
 
 
+def voice_specs(overrides: dict[str, str]) -> dict[str, str]:
+    """Language → voice spec: the defaults with the operator's choices (DRAGOMAN_TTS_VOICES)."""
+    return {**DEFAULT_VOICES, **overrides}
+
+
 def _piper(argument: str) -> SpeechSynthesizer:
     path = shipped_english_voice() if argument == "shipped" else Path(argument).expanduser()
     return PiperSynthesizer(path)
@@ -53,7 +58,7 @@ class VoiceTable(SpeechSynthesizer):
     name = "voices"
 
     def __init__(self, voices: dict[str, str], sample_rate: int = 48000) -> None:
-        self.specs = {**DEFAULT_VOICES, **voices}
+        self.specs = voice_specs(voices)
         self.sample_rate = sample_rate
         self._built: dict[str, SpeechSynthesizer] = {}
 
