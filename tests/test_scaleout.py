@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,7 +172,9 @@ async def test_two_workers_translate_a_rooms_speech_end_to_end(
         client.close()
     metrics = (await http.get(f"http://127.0.0.1:{running.metrics_port}/metrics")).text
     assert 'dragoman_bus_jobs_total{outcome="done"}' in metrics
-    assert 'dragoman_stage_seconds_count{backend="whisper",stage="asr"}' in metrics
+    # Which stages this worker ran depends on which worker read first; it ran some.
+    timed = r'dragoman_stage_seconds_count\{backend="[^"]+",stage="(asr|mt|tts)"\}'
+    assert re.search(timed, metrics)
     await leave_all(http, ana, bel, cai)
 
 
