@@ -57,24 +57,28 @@ class Bus(ABC):
         """Finish (within `timeout_s`) or fail every queued job, then stop."""
 
 
+def unfinished(job: Job, target: str, reason: str, caption: CaptionFinal | None) -> Translation:
+    """The terminal event of a target the bus could not finish: its caption, when that already
+    went out (only speech is missing), else a failure at the bus stage."""
+    if caption is not None:
+        return Translation(caption, delivered=True)
+    event = UtteranceFailed(
+        utterance_id=job.utterance.utterance_id,
+        target_language=target,
+        stage="bus",
+        reason=reason,
+    )
+    return Translation(event)
+
+
 def failed_result(
     job: Job, reason: str, captions: dict[str, CaptionFinal] | None = None
 ) -> JobResult:
-    """A result that fails every target of the job at the bus stage, except targets whose
-    caption already went out: that caption was their terminal event (only speech is missing)."""
+    """A result that ends every target of the job at the bus stage (see `unfinished`)."""
     result = CascadeResult(job.utterance)
     for target in job.targets:
         caption = (captions or {}).get(target)
-        if caption is not None:
-            result.translations[target] = Translation(caption, delivered=True)
-            continue
-        event = UtteranceFailed(
-            utterance_id=job.utterance.utterance_id,
-            target_language=target,
-            stage="bus",
-            reason=reason,
-        )
-        result.translations[target] = Translation(event)
+        result.translations[target] = unfinished(job, target, reason, caption)
     STAGE_FAILURES.labels("bus").inc()
     return JobResult(job, result)
 

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field, replace
 import redis.asyncio as aioredis
 
 from pipeline.audio import Audio
-from pipeline.bus import Bus, CaptionHandler, Job, JobResult, ResultHandler, failed_result
+from pipeline.bus import (
+    Bus,
+    CaptionHandler,
+    Job,
+    JobResult,
+    ResultHandler,
+    failed_result,
+    unfinished,
+)
 from pipeline.capabilities import WorkerDirectory
 from pipeline.cascade import CascadeResult, Translation
 from pipeline.events import CaptionFinal, TranslationStatus, UtteranceFailed
@@ -297,18 +305,10 @@ class RedisBus(Bus):
         """Every target without a result by its deadline ends, so no listener waits forever."""
         for pending in [p for p in self._pending.values() if p.deadline <= now]:
             BUS_JOBS.labels("expired").inc()
+            reason = f"no result within {self.job_timeout_s:g} s (workers busy or gone)"
             for target in sorted(pending.remaining):
                 caption = pending.captions.get(target)
-                if caption is not None:  # the caption was its terminal event; only speech is late
-                    await self._final(pending, target, Translation(caption, delivered=True))
-                else:
-                    event = UtteranceFailed(
-                        utterance_id=pending.job.utterance.utterance_id,
-                        target_language=target,
-                        stage="bus",
-                        reason=f"no result within {self.job_timeout_s:g} s (workers busy or gone)",
-                    )
-                    await self._final(pending, target, Translation(event))
+                await self._final(pending, target, unfinished(pending.job, target, reason, caption))
 
     async def stop(self, timeout_s: float | None = None) -> None:
         """Wait (up to `timeout_s`, else the job timeout) for pending results, fail what is
