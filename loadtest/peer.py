@@ -22,6 +22,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.audio import Samples
+from pipeline.lipsync.video import rgb
 
 RATE = 48000
 FRAME = 960
@@ -239,8 +240,7 @@ class Participant:
                 else:
                     self.video_frames += 1
                     if self.keep_video and isinstance(frame, av.VideoFrame):
-                        image = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
-                        self.seen.append((time.time(), image))
+                        self.seen.append((time.time(), rgb(frame)))
 
     def captions(self, language: str | None = None) -> list[dict[str, Any]]:
         wanted = language or self.language

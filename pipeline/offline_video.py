@@ -15,10 +15,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from pipeline.audio import Audio
 from pipeline.errors import AudioInputError
 from pipeline.lipsync.base import Frame, LipSyncer, Speech, VideoClip
+from pipeline.lipsync.video import rgb
 from pipeline.metrics import timed_stage
 
 AUDIO_RATE = 48000
@@ -82,10 +84,10 @@ class FrameReader:
 
     def _decode(self) -> Iterator[tuple[float, Frame]]:
         stream = self._container.streams.video[0]
+        scaler = VideoReformatter()
         for frame in self._container.decode(stream):
             at = float(frame.time) if frame.time is not None else 0.0
-            image = frame.to_ndarray(format="rgb24", width=self._size[0], height=self._size[1])
-            yield at, np.asarray(image, dtype=np.uint8)
+            yield at, rgb(frame, self._size, scaler)
 
     def at(self, seconds: float) -> Frame:
         """The frame on screen at `seconds` (the last one once the video has ended)."""

@@ -15,14 +15,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import av
-import numpy as np
 from av.video.reformatter import VideoReformatter
 from prometheus_client import Counter
 
 from pipeline.audio import Audio, Samples
 from pipeline.errors import DragomanError
-from pipeline.lipsync.base import Frame, LipSyncer, PhonemeTiming, Speech, VideoClip
+from pipeline.lipsync.base import LipSyncer, PhonemeTiming, Speech, VideoClip
 from pipeline.lipsync.phonemes import espeak_phonemes
+from pipeline.lipsync.video import rgb
 from pipeline.metrics import timed_stage
 from pipeline.settings import Settings
 from server.media import VideoChannel, VideoSource
@@ -65,16 +65,11 @@ def render(
     size: tuple[int, int],
 ) -> VideoClip:
     """Blocking: the segment's camera frames at the channel's size, lip-synced to the speech."""
-    width, height = size
     scaler = VideoReformatter()  # the frames' own may be in use by an encoder's thread
-    images = [rgb(scaler.reformat(f, width, height, "rgb24")) for f in frames]
+    images = [rgb(f, size, scaler) for f in frames]
     with timed_stage("lipsync", syncer.name):
         drive = Speech(Audio(speech, SAMPLE_RATE), phonemes(said))
         return syncer.sync(VideoClip(images, fps), drive)
-
-
-def rgb(frame: av.VideoFrame) -> Frame:
-    return np.asarray(frame.to_ndarray(), dtype=np.uint8)
 
 
 class LipVideo:
@@ -123,7 +118,8 @@ class LipVideo:
         return self.enabled and language in self.channels
 
     async def sync(self, dub: Dub, frames: list[av.VideoFrame], said: DubbedText) -> None:
-        """Give the dub its video (it may already be playing: frames follow its position)."""
+        """Give the dub its video (it may already be playing: frames follow its position).
+        The caller marks the dub `awaiting_video` as it schedules this; it is cleared here."""
         if self._syncer is None:
             return
         if not frames:  # camera off or no video sent: the live (or last held) frame shows
@@ -131,7 +127,6 @@ class LipVideo:
             return
         size = (self._settings.video_width, self._settings.video_height)
         loop = asyncio.get_running_loop()
-        dub.awaiting_video = True
         try:
             dub.video = await loop.run_in_executor(
                 self._sync_executor,
