@@ -12,6 +12,7 @@ import uvicorn
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.app import create_app
+from server.http_server import server_config
 
 
 def free_port() -> int:
@@ -24,16 +25,8 @@ def free_port() -> int:
 async def local_gateway(settings: Settings, models: Models | None = None) -> AsyncIterator[str]:
     """Serve the app on a free loopback port; yields its base URL; shuts down gracefully."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(
-            settings.model_copy(update={"host": "127.0.0.1", "port": port, "loopback_only": True}),
-            models,
-        ),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-    )
+    local = settings.model_copy(update={"host": "127.0.0.1", "port": port, "loopback_only": True})
+    config = server_config(create_app(local, models), local, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name="gateway")
     while not server.started:

@@ -64,8 +64,9 @@ class ParticipantInfo(BaseModel):
     id: str
     name: str
     language: str
-    connected: bool = True
+    connected: bool = Field(True, description="its peer connection is up (ICE and DTLS done)")
     muted: bool = False
+    muted_by_moderator: bool = Field(False, description="only a moderator can lift this mute")
     lipsync: bool = Field(True, description="sees the speaker's lips follow its language")
 
 
@@ -101,6 +102,17 @@ class ServerClosing(_Event):
     deadline_s: float = Field(description="the gateway is gone by then, at the latest")
 
 
+SessionEndReason = Literal["replaced", "removed", "token_expired"]
+
+
+class SessionEnded(_Event):
+    """This session is over and must not reconnect: the same identity joined elsewhere, a
+    moderator removed it, or its access token expired. Sent just before the gateway closes it."""
+
+    type: Literal["session.ended"] = "session.ended"
+    reason: SessionEndReason
+
+
 class ParticipantsChanged(_Event):
     type: Literal["participants.changed"] = "participants.changed"
     participants: list[ParticipantInfo]
@@ -115,6 +127,7 @@ RoomEvent = (
     | SpeakingChanged
     | TranslationStatus
     | ServerClosing
+    | SessionEnded
 )
 PipelineEvent = Annotated[RoomEvent, Field(discriminator="type")]
 PIPELINE_EVENT: TypeAdapter[PipelineEvent] = TypeAdapter(PipelineEvent)

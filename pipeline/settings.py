@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from pathlib import Path
 from typing import Literal
@@ -112,6 +113,9 @@ class Settings(BaseSettings):
         description="all_pairs: the naive baseline, a pipeline run per listener and speaker",
     )
     reconnect_grace_s: float = Field(30.0, ge=0.0, le=600.0, description="seat kept after a drop")
+    connect_timeout_s: float = Field(
+        20.0, gt=0.0, le=300.0, description="a peer not connected (ICE and DTLS) by then leaves"
+    )
     pipeline_workers: int = Field(1, ge=1, le=16, description="utterances processed at once")
     bus_queue_size: int = Field(64, ge=1, le=10_000, description="jobs waiting or in flight")
 
@@ -122,6 +126,16 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(None, description="HS256 key that signs room tokens")
     max_body_bytes: int = Field(128 * 1024, ge=1024, le=16 * 1024 * 1024)
     joins_per_ip_per_minute: int = Field(30, ge=1, le=100_000)
+    entries_per_ip_per_minute: int = Field(
+        120, ge=1, le=100_000, description="room entry lookups per client address"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks whose X-Forwarded-For is believed; empty: none",
+    )
+    header_read_timeout_s: float = Field(
+        10.0, gt=0.0, le=300.0, description="a request's headers must arrive within this"
+    )
 
     # Scale-out: Redis Streams bus, workers, room directory, TURN
     redis_url: str | None = Field(
@@ -168,6 +182,16 @@ class Settings(BaseSettings):
         unknown = [name for name in value if name not in known]
         if unknown:
             raise ValueError(f"unknown MT backend(s) {unknown}; choose from {sorted(known)}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @field_validator("redis_url")

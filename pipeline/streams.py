@@ -23,7 +23,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
 GROUP = "workers"
-ROOMS = "dragoman:rooms"
 DEDUP_TTL_S = 3600
 LINK_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 Fields = dict[FieldT, EncodableT]

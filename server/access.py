@@ -2,7 +2,8 @@
 
 A token names one room, an identity, a role (listener, speaker, moderator) and an expiry. The
 gateway checks it on join and on every signalling call. A participant removed by a moderator
-cannot come back with the same token: its id stays banned until it expires.
+cannot come back: its identity is barred from that room for every token issued up to the
+removal (a new invitation, issued later, lets it back in).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import jwt
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.errors import ConfigurationError
 from pipeline.settings import Settings
@@ -26,6 +28,7 @@ ALGORITHM = "HS256"
 MIN_SECRET_CHARS = 32
 # Secrets copied from examples and tutorials, which an attacker would try first.
 KNOWN_SECRETS = {"secret", "changeme", "change-me", "dragoman", "password", "dev", "test"}
+MAX_TTL_S = 30 * 86400  # the longest token `dragoman token` mints; a bar lasts this long
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Grant:
     token_id: str | None = None
     expires_at: float = 0.0
     name: str | None = None
+    issued_at: float = 0.0
 
     @property
     def moderates(self) -> bool:
@@ -53,24 +57,30 @@ class RoomClaims(BaseModel):
     role: Role
     exp: int
     jti: str
-    name: str | None = None
+    iat: int = 0  # a token without one counts as issued before any removal
+    name: str | None = Field(None, min_length=1, max_length=64)
 
 
 @dataclass
 class BanList:
-    """Token ids removed by moderators, kept until the token would have expired anyway."""
+    """Identities removed from a room by a moderator: every token issued for that identity up
+    to the removal is refused, for as long as any such token can live (MAX_TTL_S)."""
 
-    until: dict[str, float] = field(default_factory=dict)
+    removed_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
 
-    def ban(self, token_id: str, expires_at: float) -> None:
-        self.until[token_id] = expires_at
-        now = time.time()
-        for known, expiry in list(self.until.items()):
-            if expiry < now:
-                del self.until[known]
+    def ban(self, room_id: str, identity: str) -> None:
+        now = self.clock()
+        self.removed_at[(room_id, identity)] = now
+        for key, when in list(self.removed_at.items()):
+            if now - when > MAX_TTL_S:
+                del self.removed_at[key]
 
-    def __contains__(self, token_id: str) -> bool:
-        return self.until.get(token_id, 0.0) >= time.time()
+    def refuses(self, room_id: str, identity: str, issued_at: float) -> bool:
+        removed = self.removed_at.get((room_id, identity))
+        if removed is None or self.clock() - removed > MAX_TTL_S:
+            return False
+        return issued_at <= removed
 
 
 class Access(ABC):
@@ -80,8 +90,8 @@ class Access(ABC):
     def admit(self, room_id: str, authorization: str | None) -> Grant:
         """The grant for this room, or Unauthorized (401) / Forbidden (403)."""
 
-    def revoke(self, token_id: str, until: float) -> None:  # noqa: B027 - open rooms: no tokens
-        """Refuse this token from now on (a moderator removed its holder)."""
+    def revoke(self, room_id: str, grant: Grant) -> None:  # noqa: B027 - open rooms: no tokens
+        """A moderator removed this grant's holder: refuse its identity's tokens from now on."""
 
 
 class OpenRooms(Access):
@@ -96,8 +106,9 @@ class RoomTokens(Access):
         self._secret = secret
         self.banned = banned or BanList()
 
-    def revoke(self, token_id: str, until: float) -> None:
-        self.banned.ban(token_id, until)
+    def revoke(self, room_id: str, grant: Grant) -> None:
+        if grant.identity is not None:
+            self.banned.ban(room_id, grant.identity)
 
     def admit(self, room_id: str, authorization: str | None) -> Grant:
         scheme, _, token = (authorization or "").partition(" ")
@@ -109,9 +120,11 @@ class RoomTokens(Access):
         claims = self._verified(token)
         if claims.room != room_id:
             raise Forbidden("this access token is for another room")
-        if claims.jti in self.banned:
+        if self.banned.refuses(room_id, claims.sub, claims.iat):
             raise Forbidden("a moderator removed you from this room")
-        return Grant(claims.sub, claims.role, claims.jti, float(claims.exp), claims.name)
+        return Grant(
+            claims.sub, claims.role, claims.jti, float(claims.exp), claims.name, float(claims.iat)
+        )
 
     def _verified(self, token: str) -> RoomClaims:
         try:

@@ -20,6 +20,7 @@ from server.access import Access, Grant
 from server.errors import BadRequest, Forbidden, Unavailable
 from server.room import Room
 from server.rooms import ROOM_ID, RoomRegistry
+from server.sdp_rules import OfferRefused, check_offer
 from server.turn import ice_servers_for
 
 MAX_SDP_BYTES = 64 * 1024
@@ -32,6 +33,11 @@ def registry(request: Request) -> RoomRegistry:
 
 
 Registry = Annotated[RoomRegistry, Depends(registry)]
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the peer's, or a trusted proxy's X-Forwarded-For (app.py)."""
+    return request.client.host if request.client else "unknown"
 
 
 def room_grant(room_id: str, request: Request) -> Grant:
@@ -77,6 +83,10 @@ class SessionDescription(BaseModel):
                 "the offer has {sections} media sections; at most {limit}",
                 {"sections": sections, "limit": MAX_MEDIA_SECTIONS},
             )
+        try:
+            check_offer(sdp)
+        except OfferRefused as exc:
+            raise ValueError(f"not a usable WebRTC offer: {exc}") from None
         return sdp
 
 
@@ -137,7 +147,7 @@ class RoomLipsync(BaseModel):
 
 
 class Moderation(BaseModel):
-    action: Literal["mute", "requeue", "remove"]
+    action: Literal["mute", "unmute", "requeue", "remove"]
 
 
 class RoomState(BaseModel):
@@ -170,9 +180,10 @@ async def languages(request: Request) -> list[Language]:
 
 
 @router.get("/rooms/{room_id}/entry")
-async def entry(room_id: str, rooms: Registry, grant: RoomGrant) -> RoomEntry:
+async def entry(room_id: str, rooms: Registry, grant: RoomGrant, request: Request) -> RoomEntry:
     """Call before creating the peer connection: where to join, and STUN/TURN servers (TURN
-    with credentials that expire after DRAGOMAN_TURN_TTL_S)."""
+    with credentials that expire after DRAGOMAN_TURN_TTL_S). A lookup: it claims no room."""
+    request.app.state.entry_rate.check(client_address(request))
     if not ROOM_ID.match(room_id):
         raise BadRequest("room ids are 1-64 letters, digits, '-' or '_'")
     gateway_url = await rooms.elsewhere(room_id)
@@ -193,20 +204,17 @@ async def join(
         raise Unavailable(
             "the server is shutting down; join again in a moment", {"Retry-After": "5"}
         )
-    request.app.state.join_rate.check(request.client.host if request.client else "unknown")
-    await rooms.redirect_if_elsewhere(room_id, request.url.path)
+    request.app.state.join_rate.check(client_address(request))
     if body.participant_id is not None:
+        await rooms.redirect_if_elsewhere(room_id, request.url.path)
         room = rooms.get(room_id)
         owned(room, body.participant_id, grant)
         participant, answer = await room.reconnect(body.participant_id, body.secret or "", body.sdp)
     else:
-        room = rooms.get_or_create(room_id)
-        try:
-            participant, answer = await room.join(
-                body.name, language, body.sdp, grant, lipsync=body.lipsync
-            )
-        finally:
-            await rooms.close_if_empty(room_id)
+        room = await rooms.room_for_join(room_id, request.url.path)
+        participant, answer = await room.join(
+            grant.name or body.name, language, body.sdp, grant, lipsync=body.lipsync
+        )
     if rooms.translation_paused is not None:
         participant.outbox.send(rooms.translation_paused)
     return JoinResponse(
@@ -277,7 +285,6 @@ async def leave(
     room = owned(rooms.get(room_id), participant_id, grant)
     room.authorize(participant_id, body.secret)
     await room.leave(participant_id)
-    await rooms.close_if_empty(room_id)
 
 
 @router.get("/rooms/{room_id}")
@@ -305,14 +312,13 @@ async def moderate(
     grant: RoomGrant,
     request: Request,
 ) -> None:
-    """A moderator's token: mute, move to the back of the floor queue, or remove (the removed
-    participant's token is refused from then on)."""
+    """A moderator's token: mute (held until a moderator unmutes), unmute, move to the back of
+    the floor queue, or remove (every session of that identity ends; its tokens are refused)."""
     if not grant.moderates:
         raise Forbidden("only a moderator's token may mute, requeue or remove others")
     room = rooms.get(room_id)
     target = room.participants.get(participant_id)
-    if body.action == "remove" and target is not None and target.grant.token_id is not None:
+    if body.action == "remove" and target is not None:
         access: Access = request.app.state.access
-        access.revoke(target.grant.token_id, target.grant.expires_at)
+        access.revoke(room_id, target.grant)
     await room.moderate(participant_id, body.action)
-    await rooms.close_if_empty(room_id)

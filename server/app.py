@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from pipeline.bus import Bus, InProcessBus, Job, JobResult
 from pipeline.cascade import Cascade
@@ -26,13 +27,16 @@ from pipeline.models import Models, segmenter_config
 from pipeline.redis_bus import RedisBus
 from pipeline.settings import Settings
 from server.access import access_for
+from server.access_log import AccessLog
 from server.api import router
+from server.api_docs import mount_docs
 from server.directory import RoomDirectory
 from server.errors import GatewayError
 from server.ice import use_loopback_candidates
-from server.limits import BodyLimit, JoinRate
+from server.limits import AddressRate, BodyLimit
 from server.room import RoomContext
 from server.rooms import RoomRegistry
+from server.security_headers import SecurityHeaders
 
 LOG = logging.getLogger(__name__)
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "client"
@@ -164,11 +168,20 @@ def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
         async for _ in _serve(app, settings, loaded):
             yield
 
-    app = FastAPI(title="Dragoman", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Dragoman", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.access = access_for(settings)  # a missing or weak secret stops start-up here
-    app.state.join_rate = JoinRate(settings.joins_per_ip_per_minute)
+    app.state.join_rate = AddressRate(settings.joins_per_ip_per_minute, "joins")
+    app.state.entry_rate = AddressRate(settings.entries_per_ip_per_minute, "entry lookups")
+    # Starlette runs the last added outermost: proxy headers, then the log, headers, limits.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.include_router(router)
+    mount_docs(app)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(DragomanError, _dragoman_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

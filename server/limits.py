@@ -1,4 +1,4 @@
-"""Limits on what clients may send: request bodies, joins per address, DataChannel messages."""
+"""Limits on what clients may send: request bodies, requests per address, DataChannel messages."""
 
 from __future__ import annotations
 
@@ -78,10 +78,12 @@ class BodyLimit:
 
 
 @dataclass
-class JoinRate:
-    """At most `per_minute` joins per client address in any sliding minute (bounded memory)."""
+class AddressRate:
+    """At most `per_minute` requests of one kind (`what`) per client address in any sliding
+    minute, with bounded memory: the least recently seen addresses are forgotten first."""
 
     per_minute: int
+    what: str = "joins"
     max_addresses: int = 10_000
     clock: Callable[[], float] = time.monotonic
     _seen: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
@@ -93,9 +95,10 @@ class JoinRate:
             times.popleft()
         self._seen[address] = times  # most recent last, so the oldest address goes first
         if len(times) >= self.per_minute:
-            REJECTED.labels("joins_per_ip").inc()
+            REJECTED.labels(f"{self.what}_per_ip").inc()
             raise TooMany(
-                f"too many joins from your address ({self.per_minute} a minute); try again shortly"
+                f"too many {self.what} from your address ({self.per_minute} a minute); "
+                "try again shortly"
             )
         times.append(now)
         while len(self._seen) > self.max_addresses:

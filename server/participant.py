@@ -65,6 +65,18 @@ class EventOutbox:
                 EVENTS_DROPPED.labels(queued.type).inc()
                 return
 
+    async def flushed(self, timeout_s: float) -> None:
+        """Wait (bounded) until everything sent so far has left for the wire: a last event
+        before the peer connection closes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        channel = self._channel
+        while channel is not None and channel.readyState == "open" and loop.time() < deadline:
+            if not self._pending and channel.bufferedAmount == 0:
+                await asyncio.sleep(0.1)  # handed to SCTP: give the packet time to arrive
+                return
+            await asyncio.sleep(0.02)
+
     def _drain(self) -> None:
         channel = self._channel
         while self._pending and channel is not None and channel.readyState == "open":
@@ -89,6 +101,7 @@ class Participant:
     sequence: int = 0
     held: deque[tuple[Segment, float]] = field(default_factory=deque)
     muted: bool = False
+    muted_by_moderator: bool = False  # holds until a moderator lifts it
     speaking: bool = False
     lipsync: bool = True  # this listener's choice; the room's setting can still turn it off
     watches_video: bool = False  # its offer asked for video
@@ -97,13 +110,13 @@ class Participant:
 
     @property
     def info(self) -> ParticipantInfo:
-        connected = self.pc is not None and self.pc.connectionState not in ("failed", "closed")
         return ParticipantInfo(
             id=self.id,
             name=self.name,
             language=self.language,
-            connected=connected,
+            connected=self.pc is not None and self.pc.connectionState == "connected",
             muted=self.muted,
+            muted_by_moderator=self.muted_by_moderator,
             lipsync=self.lipsync,
         )
 
@@ -124,7 +137,10 @@ class Participant:
         """Close the peer connection and wait for its inbound media to be flushed."""
         pc, self.pc = self.pc, None
         if pc is not None:
-            await pc.close()
+            try:
+                await pc.close()
+            except Exception as exc:  # aiortc fails to close some half-negotiated peers
+                LOG.warning("participant %s: closing its peer failed: %r", self.id, exc)
         pending = list(self.tasks)
         if pending:
             _, not_done = await asyncio.wait(pending, timeout=10)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import av
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamTrack
 from prometheus_client import Counter, Gauge
 
@@ -27,6 +27,8 @@ from pipeline.events import (
     ParticipantsChanged,
     RoomEvent,
     ServerClosing,
+    SessionEnded,
+    SessionEndReason,
     SpeakingChanged,
     TranslationStatus,
     UtteranceDropped,
@@ -46,7 +48,7 @@ from server.lipvideo import DubbedText, LipVideo
 from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
 from server.playout import DelayEstimate, Dub, Playout
-from server.tasks import cancel_and_wait
+from server.tasks import KeyedLocks, cancel_and_wait
 from server.video_history import VideoHistory
 
 LOG = logging.getLogger(__name__)
@@ -55,7 +57,13 @@ JOBS = Counter("dragoman_jobs_total", "Utterances submitted for translation", ["
 HELD_DROPPED = Counter(
     "dragoman_queued_speech_dropped_total", "Speech held for the floor, dropped", ["reason"]
 )
+SESSIONS_ENDED = Counter(
+    "dragoman_sessions_ended_total",
+    "Sessions the gateway ended: replaced, removed, token expired, never connected",
+    ["reason"],
+)
 TRANSCRIPT_LIMIT = 10_000
+GOODBYE_TIMEOUT_S = 1.0  # how long a last event may take to leave before the peer closes
 
 
 @dataclass(frozen=True)
@@ -73,9 +81,15 @@ class RoomContext:
 
 
 class Room:
-    def __init__(self, room_id: str, context: RoomContext) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        context: RoomContext,
+        on_empty: Callable[[Room], Awaitable[None]] | None = None,
+    ) -> None:
         self.id = room_id
         self.context = context
+        self._on_empty = on_empty
         self.settings = context.settings
         self.participants: dict[str, Participant] = {}
         self.floor = Floor(self.settings.floor_release_s, time.monotonic)
@@ -98,6 +112,7 @@ class Room:
         self.jobs_submitted = 0
         self._ticker: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
+        self._signalling = KeyedLocks()  # one negotiation at a time per identity
         self.closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -117,7 +132,8 @@ class Room:
         ticker, self._ticker = self._ticker, None
         await cancel_and_wait(ticker)
         for chore in list(self._chores):
-            await cancel_and_wait(chore)
+            if chore is not asyncio.current_task():  # the chore that emptied the room
+                await cancel_and_wait(chore)
         await self.video.stop()
         await self.lip_video.stop()
         for channel in list(self.channels.values()):
@@ -140,6 +156,23 @@ class Room:
         grant: Grant | None = None,
         lipsync: bool = True,
     ) -> tuple[Participant, str]:
+        """A new seat; or, for an identity already here, the reconnect path: the new session
+        replaces the old one (told `session.ended`), and no seat is added."""
+        grant = grant or Grant(identity=None, role="speaker")
+        if grant.identity is None:
+            return await self._seat(name, language, offer, grant, lipsync)
+        async with self._signalling.hold(grant.identity):
+            existing = self._participant_of(grant.identity)
+            if existing is None:
+                return await self._seat(name, language, offer, grant, lipsync)
+            return await self._replace(existing, name, language, offer, grant, lipsync)
+
+    def _participant_of(self, identity: str) -> Participant | None:
+        return next((p for p in self.participants.values() if p.grant.identity == identity), None)
+
+    async def _seat(
+        self, name: str, language: str, offer: str, grant: Grant, lipsync: bool
+    ) -> tuple[Participant, str]:
         if len(self.participants) >= self.settings.max_participants_per_room:
             raise Conflict(
                 f"room {self.id} is full ({self.settings.max_participants_per_room} participants)"
@@ -147,18 +180,48 @@ class Room:
         participant = Participant(
             id=secrets.token_urlsafe(9), name=name, language=language, lipsync=lipsync
         )
-        if grant is not None:
-            participant.grant = grant
-            participant.muted = not grant.speaks  # a listener's voice is never translated
+        participant.grant = grant
+        participant.muted = not grant.speaks  # a listener's voice is never translated
         self.participants[participant.id] = participant
         try:
             answer = await self._connect(participant, offer)
         except BaseException:
             self.participants.pop(participant.id, None)
             await participant.close_peer()
+            await self._settle()
             raise
         self._ensure_channel(language)
         PARTICIPANTS.inc()
+        self._watch_token(participant)
+        self._broadcast(self._participants_event())
+        participant.outbox.send(self._floor_event())
+        return participant, answer
+
+    async def _replace(
+        self,
+        participant: Participant,
+        name: str,
+        language: str,
+        offer: str,
+        grant: Grant,
+        lipsync: bool,
+    ) -> tuple[Participant, str]:
+        """The same identity joined again (another tab, a restarted browser): one seat, the
+        newest session. Its place in the floor and a moderator's mute carry over."""
+        await self._say_goodbye(participant, "replaced")
+        await self._disconnect(participant)
+        participant.name, participant.language, participant.lipsync = name, language, lipsync
+        participant.grant = grant
+        participant.muted = participant.muted or not grant.speaks
+        participant.secret = secrets.token_urlsafe(24)  # the old session's calls stop working
+        try:
+            answer = await self._connect(participant, offer)
+        except BaseException:
+            await self.leave(participant.id)
+            raise
+        self._ensure_channel(language)
+        await self._drop_unused_channels()
+        self._watch_token(participant)
         self._broadcast(self._participants_event())
         participant.outbox.send(self._floor_event())
         return participant, answer
@@ -168,14 +231,19 @@ class Room:
     ) -> tuple[Participant, str]:
         """Same identity, same room, a new peer connection; the old one is closed."""
         participant = self.authorize(participant_id, secret)
+        async with self._signalling.hold(participant.grant.identity or participant.id):
+            await self._disconnect(participant)
+            answer = await self._connect(participant, offer)
+        self._broadcast(self._participants_event())
+        participant.outbox.send(self._floor_event())
+        return participant, answer
+
+    async def _disconnect(self, participant: Participant) -> None:
+        """End a participant's peer connection, keeping its seat: its last words still count."""
         if participant.audio_in is not None:
             await participant.audio_in.flush()
         await participant.close_peer()
         self._unsubscribe(participant)
-        answer = await self._connect(participant, offer)
-        self._broadcast(self._participants_event())
-        participant.outbox.send(self._floor_event())
-        return participant, answer
 
     async def renegotiate(self, participant_id: str, secret: str, offer: str) -> str:
         """A new offer on the same connection, e.g. a camera or microphone added or removed."""
@@ -200,6 +268,37 @@ class Room:
         if changed:
             await self._floor_changed()
         self._broadcast(self._participants_event())
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """An empty room is closed by its owner, however it became empty."""
+        if not self.participants and not self.closed and self._on_empty is not None:
+            await self._on_empty(self)
+
+    async def remove(self, participant_id: str, reason: SessionEndReason) -> None:
+        """End a participant's session for good: it is told why, then it leaves."""
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            return
+        await self._say_goodbye(participant, reason)
+        await self.leave(participant_id)
+
+    async def _say_goodbye(self, participant: Participant, reason: SessionEndReason) -> None:
+        SESSIONS_ENDED.labels(reason).inc()
+        participant.outbox.send(SessionEnded(reason=reason))
+        await participant.outbox.flushed(GOODBYE_TIMEOUT_S)
+
+    def _watch_token(self, participant: Participant) -> None:
+        """A session lasts as long as its access token: at expiry it ends, with an event."""
+        grant = participant.grant
+        if grant.expires_at > 0:
+            self._chore(self._end_at_expiry(participant, grant), f"token-{participant.id}")
+
+    async def _end_at_expiry(self, participant: Participant, grant: Grant) -> None:
+        await asyncio.sleep(max(0.0, grant.expires_at - time.time()))
+        if self.participants.get(participant.id) is participant and participant.grant is grant:
+            LOG.info("participant %s: access token expired; session ended", participant.id)
+            await self.remove(participant.id, "token_expired")
 
     def _chore(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -257,12 +356,35 @@ class Room:
         def on_track(track: MediaStreamTrack) -> None:
             self._consume(participant, track)
 
+        connected = asyncio.Event()
+
         @pc.on("connectionstatechange")
         def on_state() -> None:
+            if pc.connectionState == "connected":
+                connected.set()
+            if pc.connectionState in ("connected", "failed", "closed") and not self.closed:
+                self._broadcast(self._participants_event())
             if pc.connectionState in ("failed", "closed"):
                 self._on_dropped(participant, pc)
 
-        return await self._negotiate(participant, pc, offer)
+        answer = await self._negotiate(participant, pc, offer)
+        self._chore(self._connect_deadline(participant, pc, connected), f"connect-{participant.id}")
+        return answer
+
+    async def _connect_deadline(
+        self, participant: Participant, pc: RTCPeerConnection, connected: asyncio.Event
+    ) -> None:
+        """A peer that answers but never finishes ICE and DTLS gives its seat back."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(connected.wait(), self.settings.connect_timeout_s)
+        if participant.pc is pc and pc.connectionState != "connected":
+            LOG.info(
+                "participant %s did not connect within %.0f s; removed",
+                participant.id,
+                self.settings.connect_timeout_s,
+            )
+            SESSIONS_ENDED.labels("connect_timeout").inc()
+            await self.leave(participant.id)
 
     async def _negotiate(self, participant: Participant, pc: RTCPeerConnection, offer: str) -> str:
         if self.settings.loopback_only:
@@ -271,15 +393,8 @@ class Room:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             self._attach_outgoing(participant, pc)
             await pc.setLocalDescription(await pc.createAnswer())
-        except (
-            ValueError,
-            KeyError,
-            IndexError,
-            TypeError,
-            AttributeError,
-            InvalidStateError,
-            InvalidAccessError,
-        ) as exc:
+        except Exception as exc:  # whatever aiortc raises on an offer it cannot use
+            LOG.info("offer refused by aiortc: %s: %s", type(exc).__name__, exc)
             raise BadRequest(f"cannot use this offer: {exc or type(exc).__name__}") from None
         return pc.localDescription.sdp
 
@@ -681,6 +796,8 @@ class Room:
         participant = self.authorize(participant_id, secret)
         if not muted and not participant.grant.speaks:
             raise Forbidden("listeners cannot unmute: their token does not allow speaking")
+        if not muted and participant.muted_by_moderator:
+            raise Forbidden("a moderator muted you; only a moderator can lift it")
         self._mute(participant, muted)
 
     def _mute(self, participant: Participant, muted: bool) -> None:
@@ -692,14 +809,19 @@ class Room:
     # -- moderation -------------------------------------------------------------------------
 
     async def moderate(self, target_id: str, action: str) -> None:
-        """A moderator mutes, moves to the back of the floor queue, or removes a participant."""
+        """A moderator mutes (until a moderator unmutes), lets speak again, moves to the back
+        of the floor queue, or removes a participant."""
         target = self.participants.get(target_id)
         if target is None:
             raise NotFound(f"no participant {target_id} in room {self.id}")
         if action == "mute":
+            target.muted_by_moderator = True
             self._mute(target, True)
+        elif action == "unmute":  # lifts the moderator's mute; the microphone stays theirs
+            target.muted_by_moderator = False
+            self._broadcast(self._participants_event())
         elif action == "requeue":
             if self.floor.move_to_back(target_id):
                 await self._floor_changed()
         elif action == "remove":
-            await self.leave(target_id)
+            await self.remove(target_id, "removed")

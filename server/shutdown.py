@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from pipeline.settings import Settings
+from server.http_server import server_config
 
 LOG = logging.getLogger(__name__)
 EXIT_AT_ONCE = 130
@@ -58,10 +59,12 @@ class DrainingServer(uvicorn.Server):
 
 def run(app: FastAPI, settings: Settings) -> None:
     """Serve until a signal, drain, exit (hard, when a stuck stage holds a thread)."""
-    config = uvicorn.Config(
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = server_config(
         app,
-        host=settings.host,
-        port=settings.port,
+        settings,
         log_level="info",
         timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s / 4)),
     )

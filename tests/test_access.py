@@ -21,7 +21,7 @@ from pipeline.settings import Settings
 from server.access import Role, mint
 from server.app import create_app
 from server.errors import TooMany
-from server.limits import JoinRate, MessageGuard
+from server.limits import AddressRate, MessageGuard
 from tests.conftest import serving
 
 SECRET = "0123456789abcdef0123456789abcdef-test"
@@ -205,7 +205,7 @@ async def test_too_many_joins_from_one_address_get_429(
 
 def test_join_rate_forgets_after_a_minute_and_bounds_its_memory() -> None:
     now = [0.0]
-    rate = JoinRate(per_minute=2, max_addresses=3, clock=lambda: now[0])
+    rate = AddressRate(per_minute=2, max_addresses=3, clock=lambda: now[0])
     rate.check("a")
     rate.check("a")
     with pytest.raises(TooMany):

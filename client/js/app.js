@@ -223,6 +223,7 @@ function onRoomEvent(event) {
   switch (event.type) {
     case "participants.changed":
       state.participants = new Map(event.participants.map((p) => [p.id, { ...p, speaking: state.participants.get(p.id)?.speaking }]));
+      renderMute();
       return renderTiles();
     case "floor.changed":
       state.holder = event.holder;
@@ -246,6 +247,8 @@ function onRoomEvent(event) {
     case "server.closing":
       $("server-closing").hidden = false;
       return undefined;
+    case "session.ended":
+      return sessionEnded(event);
     case "utterance.failed":
       return showNotice(`Translation into ${event.target_language} failed (${event.stage}): ${event.reason}`);
     case "utterance.dropped":
@@ -268,7 +271,7 @@ function renderTiles() {
     const position = state.queue.indexOf(p.id);
     tile.className = `tile${p.speaking ? " speaking" : ""}${p.id === state.holder ? " holder" : ""}`;
     tile.dataset.participant = p.id;
-    const status = [p.language.toUpperCase(), p.muted ? "muted" : "", p.speaking ? "speaking" : "",
+    const status = [p.language.toUpperCase(), p.muted_by_moderator ? "muted by moderator" : p.muted ? "muted" : "", p.speaking ? "speaking" : "",
       p.id === state.holder ? "has the floor" : "", position >= 0 ? `queued #${position + 1}` : "",
       p.connected ? "" : "reconnecting"].filter(Boolean).join(" · ");
     tile.innerHTML = '<div class="name"></div><div class="meta"></div>';
@@ -338,9 +341,51 @@ async function toggleFloor() {
 async function toggleMute() {
   const button = $("mute");
   const muted = button.getAttribute("aria-pressed") !== "true";
-  await state.call?.setMuted(muted);
+  try {
+    await state.call?.setMuted(muted);
+  } catch (error) {
+    return showNotice(`Microphone: ${error.message}`);
+  }
+  showMuted(muted);
+  return undefined;
+}
+
+function showMuted(muted) {
+  const button = $("mute");
   button.setAttribute("aria-pressed", String(muted));
   button.textContent = muted ? "Unmute (M)" : "Mute (M)";
+}
+
+// A moderator's mute holds until a moderator lifts it: the button says so and stays off.
+function renderMute() {
+  const me = state.participants.get(state.call?.id);
+  if (!me) return;
+  const button = $("mute");
+  if (me.muted_by_moderator) {
+    state.call.mutedByModerator();
+    button.disabled = true;
+    button.setAttribute("aria-pressed", "true");
+    button.textContent = "Muted by moderator";
+  } else if (button.disabled) {
+    button.disabled = false;
+    showMuted(me.muted);
+  }
+}
+
+const ENDED = {
+  replaced: "You joined this room from another window or device; this one has left the call.",
+  removed: "A moderator removed you from this room.",
+  token_expired: "Your invitation expired. Ask the organiser for a new link to join again.",
+};
+
+// The gateway ended this session for good: back to the join screen, saying why.
+function sessionEnded(event) {
+  state.call?.end();
+  state.call = null;
+  $("call-screen").hidden = true;
+  $("join-screen").hidden = false;
+  $("join").disabled = false;
+  setProblem("join", ENDED[event.reason] || event.detail || "The call ended.");
 }
 
 async function toggleLipsync() {

@@ -39,7 +39,7 @@ export class Call {
   newPeer() {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     const events = pc.createDataChannel("events");
-    events.onmessage = (message) => this.onEvent(JSON.parse(message.data));
+    events.onmessage = (message) => this.receive(JSON.parse(message.data));
     // m-lines, in order: my language's audio, the speaker's original voice, the speaker's video.
     pc.addTransceiver(this.micTrack || "audio", { direction: this.micTrack ? "sendrecv" : "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
@@ -47,6 +47,19 @@ export class Call {
     pc.onconnectionstatechange = () => this.onConnectionState(pc);
     pc.ontrack = () => this.reportTracks(pc);
     return pc;
+  }
+
+  // The gateway ended this session for good (replaced, removed, token expired): never reconnect.
+  receive(event) {
+    if (event.type === "session.ended") this.end();
+    this.onEvent(event);
+  }
+
+  end() {
+    this.closed = true;
+    clearTimeout(this.dropTimer);
+    this.pc?.close();
+    this.stream?.getTracks().forEach((track) => track.stop());
   }
 
   reportTracks(pc) {
@@ -92,8 +105,11 @@ export class Call {
     try {
       await this.join();
     } catch (error) {
+      if (error.status === 401 || error.status === 403) return this.onEvent({ type: "session.ended", reason: "refused", detail: error.message });
+      if (error.status === 404) this.id = null; // the seat is gone: join afresh
       this.dropTimer = setTimeout(() => this.reconnect(), RECONNECT_AFTER_MS);
     }
+    return undefined;
   }
 
   // Lip-synced video in my language, or the speaker's original video (audio stays translated).
@@ -102,8 +118,13 @@ export class Call {
   }
 
   async setMuted(muted) {
-    if (this.micTrack) this.micTrack.enabled = !muted;
     await api.mute(this.room, this.id, this.secret, muted);
+    if (this.micTrack) this.micTrack.enabled = !muted;
+  }
+
+  // A moderator's mute: the microphone is off until a moderator lifts it.
+  mutedByModerator() {
+    if (this.micTrack) this.micTrack.enabled = false;
   }
 
   // Stop or restart the camera; a camera that was not there at join is added by renegotiation.

@@ -1,0 +1,1 @@
+"""What the tests, benchmarks and load tests share: synthetic peers, hostile inputs, fakes."""
