@@ -27,7 +27,7 @@ class LocalServer:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log
+        self.log_path = log
         self._env = {
             **os.environ,
             "DRAGOMAN_TRANSLATION_MODE": mode,
@@ -47,7 +47,7 @@ class LocalServer:
             str(self.port),
             "--loopback-only",
         ]
-        with self._log.open("ab") as log:
+        with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command, env=self._env, stdout=log, stderr=subprocess.STDOUT
             )
@@ -59,14 +59,16 @@ class LocalServer:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise RuntimeError(f"the server exited during start-up; see {self._log}")
+                raise RuntimeError(f"the server exited during start-up; see {self.log_path}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
-        raise RuntimeError(f"the server did not start within {timeout_s:.0f} s; see {self._log}")
+        raise RuntimeError(
+            f"the server did not start within {timeout_s:.0f} s; see {self.log_path}"
+        )
 
     def signal(self, number: int) -> None:
         assert self._process is not None

@@ -115,9 +115,7 @@ class RoomDirectory:
         """Forget a closed room (only if this gateway still holds it)."""
         self.held.discard(room_id)
         with contextlib.suppress(*LINK_ERRORS):
-            await self._client.eval(
-                RELEASE, 1, room_key(room_id), self.gateway_id
-            )
+            await self._client.eval(RELEASE, 1, room_key(room_id), self.gateway_id)
 
     async def stop(self) -> None:
         if self._task is not None:

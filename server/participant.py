@@ -102,6 +102,7 @@ class Participant:
     held: deque[tuple[Segment, float]] = field(default_factory=deque)
     muted: bool = False
     muted_by_moderator: bool = False  # holds until a moderator lifts it
+    media_started: bool = False  # the current peer connected once: its tracks end on close
     speaking: bool = False
     lipsync: bool = True  # this listener's choice; the room's setting can still turn it off
     watches_video: bool = False  # its offer asked for video
@@ -134,8 +135,12 @@ class Participant:
         task.add_done_callback(self.tasks.discard)
 
     async def close_peer(self) -> None:
-        """Close the peer connection and wait for its inbound media to be flushed."""
+        """Close the peer connection and wait for its inbound media to be flushed. A peer that
+        never connected has nothing to flush, and aiortc never ends its tracks: its readers
+        are cancelled at once."""
         pc, self.pc = self.pc, None
+        flush_s = 10.0 if self.media_started else 0.0
+        self.media_started = False
         if pc is not None:
             try:
                 await pc.close()
@@ -143,6 +148,6 @@ class Participant:
                 LOG.warning("participant %s: closing its peer failed: %r", self.id, exc)
         pending = list(self.tasks)
         if pending:
-            _, not_done = await asyncio.wait(pending, timeout=10)
+            _, not_done = await asyncio.wait(pending, timeout=flush_s) if flush_s else ((), pending)
             for task in not_done:
                 await cancel_and_wait(task)

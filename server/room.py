@@ -122,8 +122,12 @@ class Room:
         self._ticker = asyncio.create_task(self._tick_floor(), name=f"floor-{self.id}")
 
     async def close(self) -> None:
-        """Leave everyone (flushing their speech), then stop the media channels."""
+        """Stop the room's chores (no timer may act on it any more), leave everyone (flushing
+        their speech), then stop the media channels."""
         self.closed = True
+        for chore in list(self._chores):
+            if chore is not asyncio.current_task():  # the chore that emptied the room
+                await cancel_and_wait(chore)
         for participant_id in list(self.participants):
             await self.leave(participant_id)
         await self._stop_media()
@@ -131,9 +135,6 @@ class Room:
     async def _stop_media(self) -> None:
         ticker, self._ticker = self._ticker, None
         await cancel_and_wait(ticker)
-        for chore in list(self._chores):
-            if chore is not asyncio.current_task():  # the chore that emptied the room
-                await cancel_and_wait(chore)
         await self.video.stop()
         await self.lip_video.stop()
         for channel in list(self.channels.values()):
@@ -301,6 +302,9 @@ class Room:
             await self.remove(participant.id, "token_expired")
 
     def _chore(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        if self.closed:  # a closing room starts nothing new
+            work.close()
+            return
         task = asyncio.create_task(work, name=name)
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
@@ -362,6 +366,7 @@ class Room:
         def on_state() -> None:
             if pc.connectionState == "connected":
                 connected.set()
+                participant.media_started = participant.pc is pc
             if pc.connectionState in ("connected", "failed", "closed") and not self.closed:
                 self._broadcast(self._participants_event())
             if pc.connectionState in ("failed", "closed"):

@@ -127,3 +127,20 @@ def malformed_offers(valid_offer: str) -> list[tuple[str, str]]:
     """(name, offer) for every mutation that changes the offer (all of them, for a real offer)."""
     offers = [(name, mutate(valid_offer)) for name, mutate in MUTATIONS.items()]
     return [(name, offer) for name, offer in offers if offer != valid_offer]
+
+
+async def real_offer(video: bool = True) -> str:
+    """An offer from a real aiortc peer (events channel, audio, video), closed again: what the
+    corpus mutates, and a body that passes every rule when a test needs a valid join."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.createDataChannel("events")
+        pc.addTransceiver("audio", direction="sendrecv")
+        if video:
+            pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        return str(pc.localDescription.sdp)
+    finally:
+        await pc.close()

@@ -22,6 +22,7 @@ from server.access import Role, mint
 from server.app import create_app
 from server.errors import TooMany
 from server.limits import AddressRate, MessageGuard
+from testkit.sdp_corpus import real_offer
 from tests.conftest import serving
 
 SECRET = "0123456789abcdef0123456789abcdef-test"
@@ -195,7 +196,7 @@ async def test_too_many_joins_from_one_address_get_429(
     settings: Settings, models: Models, http: httpx.AsyncClient
 ) -> None:
     strict = settings.model_copy(update={"joins_per_ip_per_minute": 2})
-    body = {"name": "x", "language": "en", "sdp": "v=0\r\nm=audio 9 UDP 0\r\n", "type": "offer"}
+    body = {"name": "x", "language": "en", "sdp": await real_offer(), "type": "offer"}
     async with serving(strict, models) as url:
         statuses = [
             (await http.post(f"{url}/api/rooms/busy/join", json=body)).status_code for _ in range(3)

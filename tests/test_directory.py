@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -9,13 +10,15 @@ import time
 
 import httpx
 import pytest
+import redis.asyncio
 from pydantic import SecretStr
 
 from loadtest.peer import Participant
 from pipeline.models import Models
 from pipeline.settings import Settings
-from server.directory import RoomDirectory
+from server.directory import RoomDirectory, room_key
 from server.turn import turn_credentials
+from testkit.sdp_corpus import real_offer
 from tests.conftest import serving
 
 pytestmark = pytest.mark.redis
@@ -29,18 +32,46 @@ async def test_a_room_belongs_to_the_gateway_that_claimed_it_until_that_one_dies
     await first.start()
     await second.start()
     try:
-        assert await first.elsewhere("standup") is None  # claimed by gw-a
-        assert await first.elsewhere("standup") is None  # still ours
+        assert await second.elsewhere("standup") is None  # nobody holds it
+        assert await second.elsewhere("standup") is None  # and a lookup claims nothing
+        assert await first.claim("standup") is None  # a join at gw-a claims it
+        assert await first.claim("standup") is None  # still ours
         assert await second.elsewhere("standup") == "http://a.example:8000"
+        assert await second.claim("standup") == "http://a.example:8000"
         await second.release("standup")  # not its room: nothing happens
         assert await second.elsewhere("standup") == "http://a.example:8000"
         await first.release("standup")
-        assert await second.elsewhere("standup") is None  # free again: gw-b takes it
+        assert await second.claim("standup") is None  # free again: gw-b takes it
         assert await first.elsewhere("standup") == "http://b.example:8000"
-        await second.stop()  # gw-b goes away (its advertisement is deleted)
-        assert await first.elsewhere("standup") is None  # taken over
+        await second.stop()  # gw-b goes away: its claims and advertisement go with it
+        assert await first.elsewhere("standup") is None
+        assert await first.claim("standup") is None
     finally:
         await first.stop()
+
+
+async def test_claims_expire_with_a_dead_gateway_and_live_on_while_it_beats(
+    redis_url: str,
+) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    alive = RoomDirectory(redis_url, "gw-alive", "http://alive:1", heartbeat_s=0.2)
+    doomed = RoomDirectory(redis_url, "gw-doomed", "http://doomed:1", heartbeat_s=0.2)
+    await alive.start()
+    await doomed.start()
+    try:
+        assert await alive.claim("kept") is None
+        assert await doomed.claim("orphan") is None
+        assert 0 < await client.pttl(room_key("kept")) <= 600  # a TTL, not forever
+        assert doomed._task is not None
+        doomed._task.cancel()  # the process dies: no release, no more heartbeats
+        await asyncio.sleep(1.5)  # well past 3 heartbeats
+        assert await client.get(room_key("orphan")) is None
+        assert await client.get(room_key("kept")) == b"gw-alive"  # renewed all along
+        assert await alive.claim("orphan") is None  # free for anyone
+    finally:
+        await alive.stop()
+        await doomed.stop()
+        await client.aclose()
 
 
 async def test_a_directory_outage_serves_the_room_locally(redis_url: str, tmp_path: object) -> None:
@@ -59,11 +90,13 @@ async def test_a_join_at_the_wrong_gateway_is_redirected_to_the_rooms_gateway(
         serving(cluster.model_copy(update={"gateway_id": "gw-two"}), models) as two,
         httpx.AsyncClient(timeout=30) as http,
     ):
+        looked_up = (await http.get(f"{two}/api/rooms/shared/entry")).json()
+        assert looked_up["gateway_url"] is None  # looking a room up does not claim it
         ana = Participant(one, "shared", "ana", "en")
         await ana.join(http, speak=False, video=False)
         entry = (await http.get(f"{two}/api/rooms/shared/entry")).json()
         assert entry["gateway_url"] == one
-        body = {"name": "x", "language": "pt", "sdp": "v=0\nm=audio", "type": "offer"}
+        body = {"name": "x", "language": "pt", "sdp": await real_offer(), "type": "offer"}
         redirect = await http.post(f"{two}/api/rooms/shared/join", json=body)
         assert redirect.status_code == 307
         assert redirect.headers["location"] == f"{one}/api/rooms/shared/join"

@@ -13,6 +13,7 @@ from loadtest.peer import Participant
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.ice import keep_loopback_candidates
+from testkit.sdp_corpus import real_offer
 from tests.conftest import serving
 
 GOOD_LOOKING = (
@@ -35,8 +36,11 @@ async def until_connected(pc: RTCPeerConnection, timeout_s: float = 15.0) -> Non
     raise AssertionError(f"still {pc.connectionState}")
 
 
+REAL_OFFER = "<a real aiortc offer>"  # replaced by one in the test
+
+
 def join_body(**changes: object) -> dict[str, object]:
-    return {"name": "zoe", "language": "en", "sdp": GOOD_LOOKING, "type": "offer", **changes}
+    return {"name": "zoe", "language": "en", "sdp": REAL_OFFER, "type": "offer", **changes}
 
 
 @pytest.mark.parametrize(
@@ -49,7 +53,7 @@ def join_body(**changes: object) -> dict[str, object]:
         (join_body(sdp=GOOD_LOOKING + "m=audio 9 RTP/AVP 0\r\n" * 20), 413, "at most 8"),
         (join_body(sdp="v=0" + "x" * 70000), 413, "at most 65536"),
         (join_body(sdp="v=0" + "x" * 200_000), 413, "request body over 131072 bytes"),
-        (join_body(sdp=GOOD_LOOKING), 400, "cannot use this offer"),
+        (join_body(sdp=GOOD_LOOKING), 422, "not a usable WebRTC offer"),
         (join_body(name=""), 422, "name"),
         (join_body(name=7), 422, "name"),
         (join_body(type="answer"), 422, "type"),
@@ -59,6 +63,8 @@ def join_body(**changes: object) -> dict[str, object]:
 async def test_bad_join_requests_get_a_clear_4xx(
     gateway: str, http: httpx.AsyncClient, body: dict[str, object], status: int, message: str
 ) -> None:
+    if body.get("sdp") == REAL_OFFER:
+        body = {**body, "sdp": await real_offer()}
     response = await http.post(f"{gateway}/api/rooms/edge/join", json=body)
     assert response.status_code == status, response.text
     assert message in response.json()["detail"]
@@ -68,7 +74,8 @@ async def test_bad_join_requests_get_a_clear_4xx(
 async def test_non_json_and_bad_room_ids(gateway: str, http: httpx.AsyncClient) -> None:
     response = await http.post(f"{gateway}/api/rooms/edge/join", content=b"\xff\xfe not json")
     assert response.status_code == 422
-    response = await http.post(f"{gateway}/api/rooms/bad%20room!/join", json=join_body())
+    body = {**join_body(), "sdp": await real_offer()}
+    response = await http.post(f"{gateway}/api/rooms/bad%20room!/join", json=body)
     assert response.status_code == 400 and "room ids" in response.json()["detail"]
 
 
@@ -137,7 +144,8 @@ async def test_a_joins_language_code_is_normalised(
 async def test_an_unknown_language_is_refused_with_the_supported_list(
     gateway: str, http: httpx.AsyncClient
 ) -> None:
-    response = await http.post(f"{gateway}/api/rooms/codes/join", json=join_body(language="tlh"))
+    body = join_body(language="tlh", sdp=await real_offer())
+    response = await http.post(f"{gateway}/api/rooms/codes/join", json=body)
     assert response.status_code == 400
     detail = response.json()["detail"]
     assert "unknown language code 'tlh'" in detail
