@@ -25,8 +25,18 @@ def without(prefix: str) -> Mutation:
 
 
 def replaced(pattern: str, replacement: str, count: int = 0) -> Mutation:
-    """A regular-expression substitution over the whole offer (multi-line)."""
-    return lambda sdp: re.sub(pattern, replacement, sdp, count=count, flags=re.MULTILINE)
+    """A regular-expression substitution, line by line (`^` and `$` are the line's ends), on
+    the first `count` matching lines (0: all)."""
+
+    def mutate(sdp: str) -> str:
+        out, left = [], count or -1
+        for line in _lines(sdp):
+            if left != 0 and re.search(pattern, line):
+                line, left = re.sub(pattern, replacement, line), left - 1
+            out.append(line)
+        return _join(out)
+
+    return mutate
 
 
 def appended_to_media(line: str, kind: str = "audio") -> Mutation:
