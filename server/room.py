@@ -234,7 +234,12 @@ class Room:
         participant = self.authorize(participant_id, secret)
         async with self._signalling.hold(participant.grant.identity or participant.id):
             await self._disconnect(participant)
-            answer = await self._connect(participant, offer)
+            try:
+                answer = await self._connect(participant, offer)
+            except BaseException:  # a half-built peer: closed, the seat kept for the grace time
+                await participant.close_peer()
+                self._chore(self._expire(participant.id, None), f"expire-{participant.id}")
+                raise
         self._broadcast(self._participants_event())
         participant.outbox.send(self._floor_event())
         return participant, answer
@@ -313,7 +318,7 @@ class Room:
         if participant.pc is pc and participant.id in self.participants and not self.closed:
             self._chore(self._expire(participant.id, pc), f"expire-{participant.id}")
 
-    async def _expire(self, participant_id: str, pc: RTCPeerConnection) -> None:
+    async def _expire(self, participant_id: str, pc: RTCPeerConnection | None) -> None:
         """A dropped connection keeps its seat for a grace period, for a reconnection."""
         await asyncio.sleep(self.settings.reconnect_grace_s)
         participant = self.participants.get(participant_id)

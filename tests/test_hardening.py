@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -22,6 +22,7 @@ from server.ice import use_loopback_candidates
 from testkit.half_open_peer import HalfOpenPeer
 from testkit.sdp_corpus import malformed_offers, real_offer
 from tests.conftest import serving
+from tests.test_gateway import until
 
 SECRET = secrets.token_urlsafe(32)
 CONNECT_TIMEOUT_S = 3.0
@@ -70,14 +71,6 @@ def person(
     participant = Participant(server.url, room, identity, language)
     participant.token = token(room, identity, ttl_s=ttl_s)
     return participant
-
-
-async def until(condition: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 async def room_state(http: httpx.AsyncClient, server: LocalServer, room: str) -> httpx.Response:
