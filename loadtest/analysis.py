@@ -7,15 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadtest.metrics import Snapshot, delta
+from testkit.stats import quantile
 
 TERMINAL = ("caption.final", "utterance.failed")
-
-
-def quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
 
 
 @dataclass

@@ -25,8 +25,8 @@ from rich.table import Table
 from loadtest.analysis import RunFigures, analyse
 from loadtest.metrics import Sampler, Snapshot, scrape, total
 from loadtest.report import summary, write_report
-from loadtest.server_process import LocalServer
 from loadtest.worker import WorkerPlan, worker_entry
+from testkit.server_process import LocalServer
 
 SLO_KEYS = {
     "caption_p50": "caption_latency_p50_s",

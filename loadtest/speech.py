@@ -13,10 +13,10 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from loadtest.peer import RealTimePacer
 from pipeline.audio import read_file
-from pipeline.fixtures import load_manifest
 from server.media import OpusStream, Packet
+from testkit.fixtures import load_manifest
+from testkit.peer import RealTimePacer
 
 RATE = 48000
 FRAME = 960

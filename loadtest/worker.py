@@ -12,11 +12,11 @@ from urllib.parse import urlparse
 
 import httpx
 
-from loadtest.peer import Participant, ReceivedAudio
 from loadtest.schedule import Turn, conversation, room_languages
 from loadtest.speech import EncodedClip, PacketMicrophone, load_clips
 from server.access import mint
 from server.ice import use_loopback_candidates
+from testkit.peer import Participant, ReceivedAudio
 
 QUIET_AFTER_S = 6.0  # the drain ends this long after the last event, or at drain_s
 Progress = Any  # a multiprocessing queue of (kind, value) tuples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,8 +115,6 @@ def write_wav(path: Path, audio: Audio) -> None:
 
 def read_wav_bytes(data: bytes) -> Audio:
     """Parse 16-bit PCM WAV bytes (as espeak-ng --stdout writes them)."""
-    import io
-
     with wave.open(io.BytesIO(data), "rb") as wav:
         if wav.getsampwidth() != 2:
             raise AudioInputError("expected 16-bit PCM WAV")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pipeline.cascade import Cascade, CascadeResult, Translation, Utterance
 from pipeline.events import CaptionFinal, UtteranceFailed
 from pipeline.metrics import ABANDONED_THREADS, STAGE_FAILURES
+from pipeline.tasks import cancel_and_wait
 
 LOG = logging.getLogger(__name__)
 
@@ -189,9 +190,6 @@ class InProcessBus(Bus):
             await self.on_result(failed_result(job, "the server shut down before this job ran"))
             self._queue.task_done()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks = []
         self._executor.shutdown(wait=self.abandoned_threads == 0)

@@ -10,7 +10,6 @@ translation is paused, new jobs wait in the record, and all of it resumes on rec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -43,6 +42,7 @@ from pipeline.streams import (
     server_run_id,
     text,
 )
+from pipeline.tasks import cancel_and_wait
 from pipeline.wire import JobHeader, ResultHeader, WireError, job_fields, read_result
 
 LOG = logging.getLogger(__name__)
@@ -324,12 +324,9 @@ class RedisBus(Bus):
         self._closing = True
         self._up.set()
         tasks = [*self._tasks, *([self._reconnecting] if self._reconnecting else [])]
-        _done, late = await asyncio.wait(tasks, timeout=2.0)
+        _done, late = await asyncio.wait(tasks, timeout=2.0) if tasks else (set(), set())
         for task in late:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks = []
         if self._client is not None:
             await self._client.aclose()

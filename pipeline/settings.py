@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.lipsync.model_dir import load_model_config
+
 
 class IceServer(BaseModel):
     """One STUN or TURN server as RTCIceServer takes it."""
@@ -219,8 +221,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _neural_lipsync_needs_model(self) -> Settings:
         if self.lipsync_backend == "neural":
-            from pipeline.lipsync.model_dir import load_model_config
-
             try:
                 load_model_config(self.lipsync_model_dir)
             except ValueError as exc:

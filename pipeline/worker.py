@@ -45,6 +45,7 @@ from pipeline.streams import (
     translate_stream,
     worker_key,
 )
+from pipeline.tasks import cancel_and_wait
 from pipeline.wire import (
     JobHeader,
     ResultHeader,
@@ -201,12 +202,10 @@ class Worker:
         try:
             await asyncio.gather(*loops)
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await cancel_and_wait(heartbeat)
             for loop in loops:
-                loop.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+                with contextlib.suppress(Exception):  # the loop's own failure is already out
+                    await cancel_and_wait(loop)
             with contextlib.suppress(*LINK_ERRORS):
                 await self._client.delete(worker_key(self.worker_id))
             await self._client.aclose()
@@ -330,9 +329,7 @@ class Worker:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _in_thread(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)

@@ -16,6 +16,7 @@ import logging
 import redis.asyncio as aioredis
 
 from pipeline.streams import LINK_ERRORS, connect, gateway_key, text
+from pipeline.tasks import cancel_and_wait
 
 LOG = logging.getLogger(__name__)
 
@@ -118,10 +119,7 @@ class RoomDirectory:
             await self._client.eval(RELEASE, 1, room_key(room_id), self.gateway_id)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         for room_id in list(self.held):
             await self.release(room_id)
         with contextlib.suppress(*LINK_ERRORS):

@@ -24,8 +24,8 @@ from prometheus_client import Counter, Gauge
 
 from pipeline.audio import Samples
 from pipeline.lipsync.base import Frame
+from pipeline.tasks import BackgroundLoop
 from server.playout import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Playout
-from server.tasks import BackgroundLoop
 
 LOG = logging.getLogger(__name__)
 PACKETS_DROPPED = Counter(

@@ -15,10 +15,10 @@ from prometheus_client import Counter
 
 from pipeline.events import FloorChanged, ParticipantInfo, ParticipantsChanged, RoomEvent
 from pipeline.segmenter import Segment
+from pipeline.tasks import TaskSet
 from server.access import Grant
 from server.ingest import AudioIngest, VideoIngest
 from server.media import PacketTrack
-from server.tasks import cancel_and_wait
 from server.video_history import VideoHistory
 
 LOG = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class Participant:
     original_out: PacketTrack | None = None  # optional second audio: the holder's own voice
     audio_in: AudioIngest | None = None
     video_in: VideoIngest = field(default_factory=VideoIngest)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tasks: TaskSet = field(default_factory=TaskSet)
     sequence: int = 0
     held: deque[tuple[Segment, float]] = field(default_factory=deque)
     muted: bool = False
@@ -130,9 +130,7 @@ class Participant:
         return self.sequence - 1
 
     def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coroutine, name=f"{name}-{self.id}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.spawn(coroutine, f"{name}-{self.id}")
 
     async def close_peer(self) -> None:
         """Close the peer connection and wait for its inbound media to be flushed. A peer that
@@ -146,8 +144,4 @@ class Participant:
                 await pc.close()
             except Exception as exc:  # aiortc fails to close some half-negotiated peers
                 LOG.warning("participant %s: closing its peer failed: %r", self.id, exc)
-        pending = list(self.tasks)
-        if pending:
-            _, not_done = await asyncio.wait(pending, timeout=flush_s) if flush_s else ((), pending)
-            for task in not_done:
-                await cancel_and_wait(task)
+        await self.tasks.finish(flush_s)

@@ -36,6 +36,7 @@ from pipeline.events import (
 from pipeline.lipsync.base import LipSyncer
 from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
 from pipeline.settings import Settings
+from pipeline.tasks import KeyedLocks, TaskSet, cancel_and_wait
 from pipeline.tts.voices import voice_specs
 from pipeline.vad import SileroDetector
 from server.access import Grant
@@ -48,7 +49,6 @@ from server.lipvideo import DubbedText, LipVideo
 from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
 from server.playout import DelayEstimate, Dub, Playout
-from server.tasks import KeyedLocks, cancel_and_wait
 from server.video_history import VideoHistory
 
 LOG = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Room:
         self.transcript: deque[CaptionFinal] = deque(maxlen=TRANSCRIPT_LIMIT)
         self.jobs_submitted = 0
         self._ticker: asyncio.Task[None] | None = None
-        self._chores: set[asyncio.Task[None]] = set()
+        self._chores = TaskSet()
         self._signalling = KeyedLocks()  # one negotiation at a time per identity
         self.closed = False
 
@@ -125,9 +125,7 @@ class Room:
         """Stop the room's chores (no timer may act on it any more), leave everyone (flushing
         their speech), then stop the media channels."""
         self.closed = True
-        for chore in list(self._chores):
-            if chore is not asyncio.current_task():  # the chore that emptied the room
-                await cancel_and_wait(chore)
+        await self._chores.cancel_all()  # but the chore that emptied the room, if one did
         for participant_id in list(self.participants):
             await self.leave(participant_id)
         await self._stop_media()
@@ -310,9 +308,7 @@ class Room:
         if self.closed:  # a closing room starts nothing new
             work.close()
             return
-        task = asyncio.create_task(work, name=name)
-        self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
+        self._chores.spawn(work, name)
 
     def _on_dropped(self, participant: Participant, pc: RTCPeerConnection) -> None:
         if participant.pc is pc and participant.id in self.participants and not self.closed:

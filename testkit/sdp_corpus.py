@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from aiortc import RTCConfiguration, RTCPeerConnection
+
 Mutation = Callable[[str], str]
 FINGERPRINT_256 = ":".join(["AB"] * 32)
 
@@ -142,8 +144,6 @@ def malformed_offers(valid_offer: str) -> list[tuple[str, str]]:
 async def real_offer(video: bool = True) -> str:
     """An offer from a real aiortc peer (events channel, audio, video), closed again: what the
     corpus mutates, and a body that passes every rule when a test needs a valid join."""
-    from aiortc import RTCConfiguration, RTCPeerConnection
-
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         pc.createDataChannel("events")

@@ -13,13 +13,13 @@ import httpx
 import numpy as np
 import pytest
 
-from loadtest.harness import local_gateway
-from loadtest.redis_server import LocalRedis
 from pipeline.audio import ASR_SAMPLE_RATE, Audio, Samples, write_wav
-from pipeline.fixtures import Clip, default_fixtures_dir, load_manifest
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.ice import use_loopback_candidates
+from testkit.fixtures import Clip, default_fixtures_dir, load_manifest
+from testkit.harness import local_gateway
+from testkit.redis_server import LocalRedis
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 

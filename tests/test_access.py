@@ -14,7 +14,6 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
-from loadtest.peer import Participant
 from pipeline.errors import ConfigurationError
 from pipeline.models import Models
 from pipeline.settings import Settings
@@ -22,6 +21,7 @@ from server.access import Role, mint
 from server.app import create_app
 from server.errors import TooMany
 from server.limits import AddressRate, MessageGuard
+from testkit.peer import Participant
 from testkit.sdp_corpus import real_offer
 from tests.conftest import serving
 

@@ -12,9 +12,9 @@ from pipeline.asr.models import BASE_SHA256, resolve_whisper, whisper_base
 from pipeline.asr.whisper import HallucinationGuard, WhisperRecognizer
 from pipeline.audio import read_file
 from pipeline.errors import ModelUnavailableError, UnsupportedLanguageError
-from pipeline.fixtures import Clip
 from pipeline.models import Models
-from pipeline.quality import word_errors
+from testkit.fixtures import Clip
+from testkit.quality import word_errors
 from tests.conftest import clip_named, music, silence, white_noise
 
 

@@ -23,7 +23,7 @@ from pipeline.audio import (
     write_wav,
 )
 from pipeline.errors import AudioInputError, DragomanError
-from pipeline.fixtures import Clip
+from testkit.fixtures import Clip
 from tests.conftest import clip_named, write_16k
 
 JFK = "en_jfk_inaugural_1961"

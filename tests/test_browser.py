@@ -14,10 +14,10 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from pydantic import SecretStr
 
 from pipeline.audio import Audio, read_file, write_wav
-from pipeline.fixtures import Clip
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.access import mint
+from testkit.fixtures import Clip
 from tests.conftest import ARTIFACTS, clip_named, serving
 
 pytestmark = pytest.mark.browser

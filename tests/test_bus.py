@@ -15,11 +15,11 @@ from pipeline.audio import Audio, read_file
 from pipeline.bus import InProcessBus, Job, JobResult
 from pipeline.cascade import Cascade, Utterance
 from pipeline.events import CaptionFinal, UtteranceFailed
-from pipeline.fixtures import Clip
 from pipeline.models import Models
 from pipeline.mt.routes import RoutedTranslator
 from pipeline.segmenter import Segment
 from pipeline.tts.base import SpeechSynthesizer
+from testkit.fixtures import Clip
 from tests.conftest import clip_named
 
 DEADLINE_S = 4.0

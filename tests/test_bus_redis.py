@@ -11,8 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pytest
 
-from loadtest.bench_bus import trivial_cascade
-from loadtest.redis_server import LocalRedis
+from bench.bus import trivial_cascade
 from pipeline.bus import Job, JobResult
 from pipeline.capabilities import STAGES, WorkerInfo, advertisement, stamped
 from pipeline.cascade import Utterance
@@ -31,6 +30,7 @@ from pipeline.wire import (
     read_result,
 )
 from pipeline.worker import Worker
+from testkit.redis_server import LocalRedis
 
 pytestmark = pytest.mark.redis
 

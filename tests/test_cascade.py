@@ -12,12 +12,12 @@ from pipeline.audio import Audio, Samples, read_file
 from pipeline.cascade import Cascade, Utterance
 from pipeline.errors import StageError
 from pipeline.events import PIPELINE_EVENT, CaptionFinal, UtteranceFailed
-from pipeline.fixtures import Clip
 from pipeline.models import Models
 from pipeline.mt.base import Translator
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.segmenter import Segment
 from pipeline.tts.base import SpeechSynthesizer
+from testkit.fixtures import Clip
 from tests.conftest import clip_named, white_noise
 
 

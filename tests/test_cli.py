@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from pipeline.audio import read_file
-from pipeline.fixtures import Clip
 from pipeline.settings import Settings
+from testkit.fixtures import Clip
 from tests.conftest import clip_named, music, silence, white_noise, write_16k
 
 DRAGOMAN = str(Path(sys.executable).with_name("dragoman"))

@@ -20,9 +20,9 @@ import pytest
 import typer.main
 import yaml
 
+from cli.main import app
 from pipeline.capabilities import STAGES
 from pipeline.settings import Settings
-from server.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

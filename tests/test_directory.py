@@ -13,11 +13,11 @@ import pytest
 import redis.asyncio
 from pydantic import SecretStr
 
-from loadtest.peer import Participant
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.directory import RoomDirectory, room_key
 from server.turn import turn_credentials
+from testkit.peer import Participant
 from testkit.sdp_corpus import real_offer
 from tests.conftest import serving
 

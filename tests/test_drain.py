@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtest.peer import Participant
-from loadtest.server_process import LocalServer
-from pipeline.fixtures import Clip
 from server.access import mint
 from server.ice import use_loopback_candidates
 from server.shutdown import EXIT_AT_ONCE
+from testkit.fixtures import Clip
+from testkit.peer import Participant
+from testkit.server_process import LocalServer
 from tests.test_gateway import join_all, speech_48k, until
 
 SECRET = secrets.token_urlsafe(32)

@@ -9,11 +9,11 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 
-from loadtest.peer import Participant
 from pipeline.audio import ASR_SAMPLE_RATE, read_file, resample
-from pipeline.fixtures import Clip
 from pipeline.models import Models
-from pipeline.quality import word_errors
+from testkit.fixtures import Clip
+from testkit.peer import Participant
+from testkit.quality import word_errors
 from tests.conftest import clip_named
 
 

@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from loadtest.peer import Participant
-from loadtest.server_process import LocalServer
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.access import Role, RoomTokens, mint
 from server.errors import Unauthorized
 from server.ice import use_loopback_candidates
 from testkit.half_open_peer import HalfOpenPeer
+from testkit.peer import Participant
 from testkit.sdp_corpus import malformed_offers, real_offer
+from testkit.server_process import LocalServer
 from tests.conftest import serving
 from tests.test_gateway import until
 

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from loadtest.server_process import LocalServer
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.api import (
@@ -26,6 +25,7 @@ from server.api import (
     Renegotiation,
     RoomLipsync,
 )
+from testkit.server_process import LocalServer
 from tests.conftest import ARTIFACTS, serving
 
 SDP_HEAD = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"

@@ -25,19 +25,19 @@ import numpy.typing as npt
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from loadtest.peer import Participant
 from pipeline.asr.whisper import HallucinationGuard
 from pipeline.audio import ASR_SAMPLE_RATE, Samples, read_file, resample, sanitize
 from pipeline.cascade import Cascade, CascadeResult, Utterance
 from pipeline.events import CaptionFinal
-from pipeline.fixtures import Clip
 from pipeline.models import Models, segmenter_config
-from pipeline.quality import normalize_text, wer
 from pipeline.segmenter import FRAME_S, Segment, Segmenter, SegmenterConfig
 from pipeline.settings import Settings
 from pipeline.vad import FRAME_SAMPLES, SileroDetector
 from server.ingest import BATCH_S, AudioIngest
 from server.playout import SAMPLE_RATE as LIVE_RATE
+from testkit.fixtures import Clip
+from testkit.peer import Participant
+from testkit.quality import normalize_text, wer
 from tests.conftest import clip_named
 from tests.test_gateway import from_speaker, leave_all, until
 

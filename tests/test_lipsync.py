@@ -16,9 +16,9 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
+from bench.lipsync import bench_frames
 from pipeline.audio import Audio, read_file
 from pipeline.lipsync.base import Frame, PhonemeTiming, Speech, VideoClip
-from pipeline.lipsync.bench import bench_frames
 from pipeline.lipsync.drive import energy_track, frame_count, mouth_track, rms_envelope
 from pipeline.lipsync.factory import LIPSYNC_BACKENDS, build_lipsyncer
 from pipeline.lipsync.landmark_syncer import LandmarkLipSyncer

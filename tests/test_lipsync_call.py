@@ -13,11 +13,11 @@ import numpy.typing as npt
 from aiortc.contrib.media import MediaPlayer
 from prometheus_client import REGISTRY
 
-from loadtest.peer import Participant
 from pipeline import offline_video
 from pipeline.audio import ASR_SAMPLE_RATE, Audio, read_file
 from pipeline.lipsync.landmarks import FaceLandmarker, grey, lip_opening
 from pipeline.lipsync.video import read_clip
+from testkit.peer import Participant
 from tests.test_gateway import until
 
 Series = npt.NDArray[np.float64]

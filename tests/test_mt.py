@@ -23,7 +23,6 @@ import pytest
 from sacrebleu import corpus_chrf
 
 from pipeline.errors import StageError, UnsupportedPairError
-from pipeline.fixtures import Clip
 from pipeline.models import Models
 from pipeline.mt.apertium import (
     ApertiumPipe,
@@ -36,6 +35,7 @@ from pipeline.mt.base import Pair, Translator
 from pipeline.mt.bergamot import BergamotTranslator, shipped_model_dirs
 from pipeline.mt.routes import MAX_HOPS, RoutedTranslator, RoutePlanner
 from pipeline.settings import Settings
+from testkit.fixtures import Clip
 
 MODES_DIR = Path("/usr/share/apertium/modes")
 

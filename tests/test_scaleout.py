@@ -18,19 +18,19 @@ import httpx
 import pytest
 import redis
 
-from loadtest.harness import free_port
-from loadtest.peer import Participant
-from loadtest.redis_server import LocalRedis
 from pipeline.audio import ASR_SAMPLE_RATE, read_file
 from pipeline.bus import Job, JobResult
 from pipeline.cascade import Utterance
 from pipeline.events import CaptionFinal
-from pipeline.fixtures import Clip
 from pipeline.models import Models
 from pipeline.redis_bus import RedisBus
 from pipeline.segmenter import Segment
 from pipeline.settings import Settings
 from pipeline.streams import GROUP, asr_stream, translate_stream, worker_key
+from testkit.fixtures import Clip
+from testkit.harness import free_port
+from testkit.peer import Participant
+from testkit.redis_server import LocalRedis
 from tests.conftest import clip_named, serving
 from tests.test_gateway import join_all, leave_all, speech_48k, until
 

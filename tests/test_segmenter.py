@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from pipeline.audio import ASR_SAMPLE_RATE, Samples, read_file
-from pipeline.fixtures import Clip
 from pipeline.segmenter import FRAME_S, Segment, Segmenter, SegmenterConfig, segment_stream
 from pipeline.vad import FRAME_SAMPLES, SileroDetector
+from testkit.fixtures import Clip
 from tests.conftest import clip_named, music, silence, white_noise
 
 CONVERSATION = Path("conversation") / "ca" / "ca_softcatala_dosparlants.wav"

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from loadtest.peer import Participant
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.ice import keep_loopback_candidates
+from testkit.peer import Participant
 from testkit.sdp_corpus import real_offer
 from tests.conftest import serving
 

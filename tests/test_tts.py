@@ -7,10 +7,10 @@ import pytest
 
 from pipeline.audio import ASR_SAMPLE_RATE, resample
 from pipeline.errors import ModelUnavailableError, UnsupportedLanguageError
-from pipeline.fixtures import Clip
 from pipeline.models import Models
-from pipeline.quality import word_errors
 from pipeline.tts.voices import VoiceTable, build_voice
+from testkit.fixtures import Clip
+from testkit.quality import word_errors
 
 
 def test_english_round_trip_wer_is_at_most_20_percent(models: Models, clips: list[Clip]) -> None:

@@ -5,30 +5,23 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from prometheus_client import REGISTRY
 
-from loadtest.harness import local_gateway
-from loadtest.peer import Participant
+from bench.steps import Step
 from pipeline.audio import read_file
-from pipeline.fixtures import Clip
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.ice import use_loopback_candidates
+from testkit.fixtures import Clip
+from testkit.harness import local_gateway
+from testkit.peer import Participant
+from testkit.stats import quantile
 
-Step = Callable[[str], None]
 TURN_PAUSE_S = 4.0  # quiet between clips, so each clip's first audio is measured on its own
-
-
-def _quantile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 3)
 
 
 def _sum(name: str, **labels: str) -> float:
@@ -159,10 +152,10 @@ async def bench_call(
         )
     use_loopback_candidates(False)
     return {
-        "caption_latency_p50_s": _quantile(main.caption_latencies, 0.5),
-        "caption_latency_p95_s": _quantile(main.caption_latencies, 0.95),
-        "audio_latency_p50_s": _quantile(main.audio_latencies, 0.5),
-        "audio_latency_p95_s": _quantile(main.audio_latencies, 0.95),
+        "caption_latency_p50_s": quantile(main.caption_latencies, 0.5),
+        "caption_latency_p95_s": quantile(main.caption_latencies, 0.95),
+        "audio_latency_p50_s": quantile(main.audio_latencies, 0.5),
+        "audio_latency_p95_s": quantile(main.audio_latencies, 0.95),
         "lost_finals": main.lost_finals + small.lost_finals + large.lost_finals,
         "captions_measured": len(main.caption_latencies),
         "stalls": main.work["stalls"],

@@ -11,12 +11,11 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from loadtest.redis_server import LocalRedis
+from bench.steps import Step
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.audio import Audio, Samples
 from pipeline.bus import Job, JobResult
@@ -30,8 +29,8 @@ from pipeline.segmenter import Segment
 from pipeline.settings import Settings
 from pipeline.tts.base import SpeechSynthesizer
 from pipeline.worker import Worker
-
-Step = Callable[[str], None]
+from testkit.redis_server import LocalRedis
+from testkit.stats import quantile
 
 
 class _FixedText(SpeechRecognizer):
@@ -59,10 +58,6 @@ def _job(index: int, payload_bytes: int) -> Job:
     segment = Segment(index=index, start_s=0.0, samples=samples, speech_ratio=1.0)
     utterance = Utterance(f"bench/{index}", "speaker", index, "en", segment)
     return Job("bench", utterance, ("pt",))
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 async def _run(url: str, jobs: int, burst: int, payload_bytes: int, step: Step) -> dict[str, float]:
@@ -119,7 +114,7 @@ async def _run(url: str, jobs: int, burst: int, payload_bytes: int, step: Step) 
         await running
     return {
         "hop_p50_ms": statistics.median(hops) * 1000,
-        "hop_p99_ms": _percentile(hops, 99) * 1000,
+        "hop_p99_ms": (quantile(hops, 0.99) or 0.0) * 1000,
         "jobs_per_s": burst / elapsed,
         "failed_jobs": float(len(failed)),
         "payload_bytes": float(payload_bytes),

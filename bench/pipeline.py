@@ -6,18 +6,17 @@ import resource
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bench.steps import Step
 from pipeline.audio import read_file
 from pipeline.cascade import Cascade, Utterance
-from pipeline.fixtures import Clip
 from pipeline.models import Models, segmenter_config
-from pipeline.quality import word_errors
 from pipeline.segmenter import segment_stream
-
-Step = Callable[[str], None]
+from testkit.fixtures import Clip
+from testkit.quality import word_errors
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from types import TracebackType
 
 import httpx
 
-from loadtest.harness import free_port
+from testkit.harness import free_port
 
 
 class LocalServer:

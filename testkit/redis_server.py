@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from loadtest.harness import free_port
+from testkit.harness import free_port
 
 
 class RedisUnavailableError(RuntimeError):

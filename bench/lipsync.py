@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
 
+from bench.steps import Step
 from pipeline.audio import read_file
 from pipeline.cascade import Cascade, Utterance
 from pipeline.errors import DragomanError
@@ -26,7 +26,6 @@ from pipeline.lipsync.video import read_clip
 from pipeline.models import Models, segmenter_config
 from pipeline.segmenter import Segment, segment_stream
 
-Step = Callable[[str], None]
 BENCH_SIZE = (640, 480)
 
 

@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.audio import Samples
 from pipeline.lipsync.video import rgb
+from pipeline.tasks import TaskSet
 
 RATE = 48000
 FRAME = 960
@@ -164,7 +165,7 @@ class Participant:
     participant_id: str = ""
     secret: str = ""
     token: str | None = None  # the room access token, when the server is not in open-rooms mode
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: TaskSet = field(default_factory=TaskSet)
 
     async def join(
         self,
@@ -226,9 +227,8 @@ class Participant:
         self.events.append((time.time(), json.loads(message)))
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        task = asyncio.create_task(self._receive(track), name=f"receive-{track.kind}-{self.name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._receive(track), f"receive-{track.kind}-{self.name}")
+
 
     async def _receive(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -267,6 +267,4 @@ class Participant:
 
     async def close(self) -> None:
         await self.pc.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
