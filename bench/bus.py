@@ -16,41 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from bench.steps import Step
-from pipeline.asr.base import SpeechRecognizer, Transcript
-from pipeline.audio import Audio, Samples
 from pipeline.bus import Job, JobResult
 from pipeline.capabilities import STAGES, advertisement
-from pipeline.cascade import Cascade, Utterance
+from pipeline.cascade import Utterance
 from pipeline.events import CaptionFinal
-from pipeline.mt.base import Translator
-from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.redis_bus import RedisBus
 from pipeline.segmenter import Segment
 from pipeline.settings import Settings
-from pipeline.tts.base import SpeechSynthesizer
 from pipeline.worker import Worker
+from testkit.fakes import fake_cascade
 from testkit.redis_server import LocalRedis
 from testkit.stats import quantile
-
-
-class _FixedText(SpeechRecognizer):
-    def transcribe(self, samples: Samples, language: str) -> Transcript:
-        return Transcript(text="hello", language=language)
-
-
-class _Copy(Translator):
-    def translate(self, text: str, source: str, target: str) -> str:
-        return text
-
-
-class _Click(SpeechSynthesizer):
-    def synthesize(self, text: str, language: str) -> Audio:
-        return Audio(np.zeros(480, dtype=np.float32), 48000)
-
-
-def trivial_cascade() -> Cascade:
-    planner = RoutePlanner([_Copy({("en", "pt"): 1.0})])
-    return Cascade(_FixedText(), RoutedTranslator(planner), _Click())
 
 
 def _job(index: int, payload_bytes: int) -> Job:
@@ -70,7 +46,7 @@ async def _run(url: str, jobs: int, burst: int, payload_bytes: int, step: Step) 
         bus_stream_maxlen=maxlen,
     )
     info = advertisement("bench-worker", STAGES, ["en"], [("en", "pt")], {}, "cpu")
-    worker = Worker(settings, trivial_cascade(), info)
+    worker = Worker(settings, fake_cascade(), info)
     done: dict[str, float] = {}
     failed: list[str] = []
     arrived = asyncio.Event()

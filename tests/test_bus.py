@@ -4,48 +4,25 @@ jobs after it still run (real speech, real models; only the stuck stage is made 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from pipeline.audio import Audio, read_file
+from pipeline.audio import read_file
 from pipeline.bus import InProcessBus, Job, JobResult
 from pipeline.cascade import Cascade, Utterance
 from pipeline.events import CaptionFinal, UtteranceFailed
 from pipeline.models import Models
-from pipeline.mt.routes import RoutedTranslator
+from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.segmenter import Segment
 from pipeline.tts.base import SpeechSynthesizer
+from testkit.fakes import FakeTranslator, FakeVoice, Stuck
 from testkit.fixtures import Clip
 from tests.conftest import clip_named
 
 DEADLINE_S = 4.0
-
-
-class StuckTranslator(RoutedTranslator):
-    """The real translator, except that one target language never returns (until released)."""
-
-    def __init__(self, inner: RoutedTranslator, stuck: str, release: threading.Event) -> None:
-        super().__init__(inner.planner)
-        self.inner, self.stuck, self.release = inner, stuck, release
-
-    def translate(self, text: str, source: str, target: str) -> str:
-        if target == self.stuck:
-            self.release.wait()
-        return self.inner.translate(text, source, target)
-
-
-class StuckVoices(SpeechSynthesizer):
-    def __init__(self, inner: SpeechSynthesizer, stuck: str, release: threading.Event) -> None:
-        self.inner, self.stuck, self.release = inner, stuck, release
-
-    def synthesize(self, text: str, language: str) -> Audio:
-        if language == self.stuck:
-            self.release.wait()
-        return self.inner.synthesize(text, language)
 
 
 @dataclass
@@ -74,21 +51,23 @@ def job_of(clip: Clip, number: int, targets: tuple[str, ...]) -> Job:
 
 
 @pytest.fixture
-def release() -> threading.Event:
-    return threading.Event()
+def stuck() -> Stuck:
+    return Stuck()
 
 
 @pytest.fixture
 async def running(
-    models: Models, release: threading.Event, request: pytest.FixtureRequest
+    models: Models, stuck: Stuck, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[InProcessBus, Outcomes]]:
     stage = request.param
     translator = models.translator
     voices: SpeechSynthesizer = models.voices
-    if stage == "mt":
-        translator = StuckTranslator(translator, "pt", release)
+    if stage == "mt":  # the real translator, except that pt never returns (until released)
+        pairs = dict.fromkeys(translator.planner.available_pairs(), 1.0)
+        hanging = FakeTranslator(pairs, inner=translator, stuck={"pt": stuck})
+        translator = RoutedTranslator(RoutePlanner([hanging]))
     else:
-        voices = StuckVoices(voices, "pt", release)
+        voices = FakeVoice(inner=voices, stuck={"pt": stuck})
     outcomes = Outcomes()
     cascade = Cascade(models.recognizer, translator, voices)
     bus = InProcessBus(cascade, outcomes.result, on_caption=outcomes.caption)
@@ -97,7 +76,7 @@ async def running(
     try:
         yield bus, outcomes
     finally:
-        release.set()  # let the abandoned thread end, so the test process exits cleanly
+        stuck.release()  # let the abandoned thread end, so the test process exits cleanly
         await bus.stop(timeout_s=30)
 
 

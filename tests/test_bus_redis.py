@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pytest
 
-from bench.bus import trivial_cascade
 from pipeline.bus import Job, JobResult
 from pipeline.capabilities import STAGES, WorkerInfo, advertisement, stamped
 from pipeline.cascade import Utterance
@@ -30,6 +29,7 @@ from pipeline.wire import (
     read_result,
 )
 from pipeline.worker import Worker
+from testkit.fakes import fake_cascade
 from testkit.redis_server import LocalRedis
 
 pytestmark = pytest.mark.redis
@@ -78,7 +78,7 @@ class Inbox:
 def en_pt_worker(url: str, name: str = "w1", **overrides: float) -> Worker:
     settings = Settings(redis_url=url, bus_heartbeat_s=0.2, **overrides)  # type: ignore[arg-type]
     info = advertisement(name, STAGES, ["en"], [("en", "pt")], {}, "cpu")
-    return Worker(settings, trivial_cascade(), info)
+    return Worker(settings, fake_cascade(), info)
 
 
 @contextlib.asynccontextmanager

@@ -7,39 +7,15 @@ import threading
 
 import pytest
 
-from pipeline.asr.base import SpeechRecognizer, Transcript
-from pipeline.audio import Audio, Samples, read_file
+from pipeline.audio import read_file
 from pipeline.cascade import Cascade, Utterance
-from pipeline.errors import StageError
 from pipeline.events import PIPELINE_EVENT, CaptionFinal, UtteranceFailed
 from pipeline.models import Models
-from pipeline.mt.base import Translator
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.segmenter import Segment
-from pipeline.tts.base import SpeechSynthesizer
+from testkit.fakes import FakeRecognizer, FakeTranslator, FakeVoice
 from testkit.fixtures import Clip
 from tests.conftest import clip_named, white_noise
-
-
-class CountingRecognizer(SpeechRecognizer):
-    """Wraps the real recognizer, counting calls and recording the calling thread."""
-
-    def __init__(self, inner: SpeechRecognizer) -> None:
-        self.inner = inner
-        self.calls = 0
-        self.threads: list[str] = []
-
-    def transcribe(self, samples: Samples, language: str) -> Transcript:
-        self.calls += 1
-        self.threads.append(threading.current_thread().name)
-        return self.inner.transcribe(samples, language)
-
-
-class BrokenTranslator(Translator):
-    name = "broken"
-
-    def translate(self, text: str, source: str, target: str) -> str:
-        raise StageError("mt", "backend crashed")
 
 
 def utterance_of(clip: Clip, ratio: float = 0.9) -> Utterance:
@@ -48,12 +24,12 @@ def utterance_of(clip: Clip, ratio: float = 0.9) -> Utterance:
 
 
 def test_asr_runs_once_for_many_targets(models: Models, clips: list[Clip]) -> None:
-    recognizer = CountingRecognizer(models.recognizer)
+    recognizer = FakeRecognizer(inner=models.recognizer)
     cascade = Cascade(recognizer, models.translator, models.voices)
     result = cascade.process(
         utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["pt", "es", "fr", "pt"]
     )
-    assert recognizer.calls == 1
+    assert len(recognizer.calls) == 1
     assert sorted(result.translations) == ["es", "fr", "pt"]
     for language, translation in result.translations.items():
         event = translation.event
@@ -66,7 +42,7 @@ def test_asr_runs_once_for_many_targets(models: Models, clips: list[Clip]) -> No
 
 
 def test_a_failing_language_fails_alone(models: Models, clips: list[Clip]) -> None:
-    broken = BrokenTranslator({("en", "de"): 0.9})
+    broken = FakeTranslator({("en", "de"): 0.9}, name="broken", failing={"de": "backend crashed"})
     translator = RoutedTranslator(RoutePlanner([*models.translator.planner.backends, broken]))
     cascade = Cascade(models.recognizer, translator, models.voices)
     result = cascade.process(
@@ -79,11 +55,11 @@ def test_a_failing_language_fails_alone(models: Models, clips: list[Clip]) -> No
 
 
 def test_no_speech_is_dropped_before_asr(models: Models) -> None:
-    recognizer = CountingRecognizer(models.recognizer)
+    recognizer = FakeRecognizer(inner=models.recognizer)
     cascade = Cascade(recognizer, models.translator, models.voices, min_speech_ratio=0.15)
     noise = Utterance("u-2", "bob", 0, "en", Segment(0, 0.0, white_noise(2.0), speech_ratio=0.05))
     result = cascade.process(noise, ["pt"])
-    assert recognizer.calls == 0
+    assert recognizer.calls == []
     assert result.dropped is not None and result.dropped.reason == "no_speech"
     assert result.translations == {}
 
@@ -107,7 +83,7 @@ def test_same_language_listeners_get_the_original_text(models: Models, clips: li
 async def test_process_async_keeps_inference_off_the_event_loop(
     models: Models, clips: list[Clip]
 ) -> None:
-    recognizer = CountingRecognizer(models.recognizer)
+    recognizer = FakeRecognizer(inner=models.recognizer)
     cascade = Cascade(recognizer, models.translator, models.voices)
     ticks = 0
 
@@ -147,23 +123,12 @@ def test_events_parse_by_type(payload: dict[str, object]) -> None:
     assert PIPELINE_EVENT.validate_python(payload).type == payload["type"]
 
 
-class RecordingVoices(SpeechSynthesizer):
-    """Wraps the real voices, logging each synthesis into a shared timeline."""
-
-    def __init__(self, inner: SpeechSynthesizer, timeline: list[str]) -> None:
-        self.inner, self.timeline = inner, timeline
-
-    def synthesize(self, text: str, language: str) -> Audio:
-        self.timeline.append(f"tts:{language}")
-        return self.inner.synthesize(text, language)
-
-
 def test_every_caption_is_handed_out_before_any_speech_is_made(
     models: Models, clips: list[Clip]
 ) -> None:
     timeline: list[str] = []
     cascade = Cascade(
-        models.recognizer, models.translator, RecordingVoices(models.voices, timeline)
+        models.recognizer, models.translator, FakeVoice(inner=models.voices, timeline=timeline)
     )
     result = cascade.process(
         utterance_of(clip_named(clips, "en_commonvoice_platforms")),
@@ -178,11 +143,8 @@ def test_every_caption_is_handed_out_before_any_speech_is_made(
 def test_a_failing_voice_keeps_the_caption_without_speech(
     models: Models, clips: list[Clip]
 ) -> None:
-    class BrokenVoices(SpeechSynthesizer):
-        def synthesize(self, text: str, language: str) -> Audio:
-            raise StageError("tts", "voice crashed")
-
-    cascade = Cascade(models.recognizer, models.translator, BrokenVoices())
+    broken = FakeVoice(inner=models.voices, failing={"pt": "voice crashed"})
+    cascade = Cascade(models.recognizer, models.translator, broken)
     result = cascade.process(utterance_of(clip_named(clips, "en_commonvoice_platforms")), ["pt"])
     assert isinstance(result.translations["pt"].event, CaptionFinal)
     assert result.translations["pt"].speech is None

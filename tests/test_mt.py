@@ -31,10 +31,11 @@ from pipeline.mt.apertium import (
     escape_stream,
     unescape_stream,
 )
-from pipeline.mt.base import Pair, Translator
+from pipeline.mt.base import Translator
 from pipeline.mt.bergamot import BergamotTranslator, shipped_model_dirs
 from pipeline.mt.routes import MAX_HOPS, RoutedTranslator, RoutePlanner
 from pipeline.settings import Settings
+from testkit.fakes import FakeTranslator
 from testkit.fixtures import Clip
 
 MODES_DIR = Path("/usr/share/apertium/modes")
@@ -558,26 +559,9 @@ def test_bergamot_empty_text_and_unsupported_pair(bergamot: Translator) -> None:
 # --- route planning with fakes -----------------------------------------------------------------
 
 
-class Fake(Translator):
-    """Appends '|name:src>tgt' so a chain of hops shows in the output."""
-
-    def __init__(self, name: str, pairs: dict[Pair, float]) -> None:
-        self.name = name
-        self.closed = False
-        super().__init__(pairs)
-
-    def translate(self, text: str, source: str, target: str) -> str:
-        if (source, target) not in self.pairs:
-            raise UnsupportedPairError(f"{self.name} has no {source}→{target}")
-        return f"{text}|{self.name}:{source}>{target}"
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def test_planner_prefers_higher_product_pivot() -> None:
-    direct = Fake("direct", {("a", "c"): 0.5})
-    pivot = Fake("pivot", {("a", "b"): 0.9, ("b", "c"): 0.9})
+    direct = FakeTranslator(name="direct", pairs={("a", "c"): 0.5})
+    pivot = FakeTranslator(name="pivot", pairs={("a", "b"): 0.9, ("b", "c"): 0.9})
     route = RoutePlanner([direct, pivot]).route("a", "c")
     assert route.pivots == ["b"]
     assert [hop.backend.name for hop in route.hops] == ["pivot", "pivot"]
@@ -585,8 +569,8 @@ def test_planner_prefers_higher_product_pivot() -> None:
 
 
 def test_planner_picks_direct_when_better() -> None:
-    direct = Fake("direct", {("a", "c"): 0.85})
-    pivot = Fake("pivot", {("a", "b"): 0.9, ("b", "c"): 0.9})
+    direct = FakeTranslator(name="direct", pairs={("a", "c"): 0.85})
+    pivot = FakeTranslator(name="pivot", pairs={("a", "b"): 0.9, ("b", "c"): 0.9})
     route = RoutePlanner([pivot, direct]).route("a", "c")
     assert route.pivots == []
     assert route.describe() == "a→c (direct)"
@@ -594,16 +578,16 @@ def test_planner_picks_direct_when_better() -> None:
 
 
 def test_planner_uses_best_backend_per_edge() -> None:
-    weak = Fake("weak", {("a", "b"): 0.3})
-    strong = Fake("strong", {("a", "b"): 0.7})
+    weak = FakeTranslator(name="weak", pairs={("a", "b"): 0.3})
+    strong = FakeTranslator(name="strong", pairs={("a", "b"): 0.7})
     for backends in ([weak, strong], [strong, weak]):
         assert RoutePlanner(backends).route("a", "b").describe() == "a→b (strong)"
 
 
 def test_planner_never_loops() -> None:
-    cyclic = Fake(
-        "cyclic",
-        {
+    cyclic = FakeTranslator(
+        name="cyclic",
+        pairs={
             ("a", "b"): 0.99,
             ("b", "a"): 0.99,
             ("b", "c"): 0.5,
@@ -623,8 +607,9 @@ def test_planner_never_loops() -> None:
 
 
 def test_planner_respects_max_hops() -> None:
-    chain = Fake(
-        "chain", {("l0", "l1"): 0.9, ("l1", "l2"): 0.9, ("l2", "l3"): 0.9, ("l3", "l4"): 0.9}
+    chain = FakeTranslator(
+        name="chain",
+        pairs={("l0", "l1"): 0.9, ("l1", "l2"): 0.9, ("l2", "l3"): 0.9, ("l3", "l4"): 0.9},
     )
     assert MAX_HOPS == 3
     planner = RoutePlanner([chain])
@@ -640,7 +625,10 @@ def test_planner_respects_max_hops() -> None:
 
 def test_planner_available_pairs_and_unreachable_message() -> None:
     planner = RoutePlanner(
-        [Fake("x", {("a", "b"): 0.9, ("b", "c"): 0.9}), Fake("y", {("d", "c"): 0.9})]
+        [
+            FakeTranslator(name="x", pairs={("a", "b"): 0.9, ("b", "c"): 0.9}),
+            FakeTranslator(name="y", pairs={("d", "c"): 0.9}),
+        ]
     )
     assert planner.languages() == ["a", "b", "c", "d"]
     assert planner.available_pairs() == [("a", "b"), ("a", "c"), ("b", "c"), ("d", "c")]
@@ -654,8 +642,8 @@ def test_planner_available_pairs_and_unreachable_message() -> None:
 
 
 def test_routed_translator_chains_hops_in_order() -> None:
-    first = Fake("first", {("a", "b"): 0.9})
-    second = Fake("second", {("b", "c"): 0.9, ("c", "d"): 0.9})
+    first = FakeTranslator(name="first", pairs={("a", "b"): 0.9})
+    second = FakeTranslator(name="second", pairs={("b", "c"): 0.9, ("c", "d"): 0.9})
     routed = RoutedTranslator(RoutePlanner([first, second]))
     assert routed.translate("x", "a", "d") == "x|first:a>b|second:b>c|second:c>d"
     assert routed.translate("x", "b", "c") == "x|second:b>c"
