@@ -10,7 +10,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCDataChannel, RTCPeerConnection
 from prometheus_client import Counter
 
 from pipeline.events import FloorChanged, ParticipantInfo, ParticipantsChanged, RoomEvent
@@ -19,6 +18,7 @@ from pipeline.tasks import TaskSet
 from server.access import Grant
 from server.ingest import AudioIngest, VideoIngest
 from server.media import PacketTrack
+from server.peer import EventChannel, Peer
 from server.video_history import VideoHistory
 
 LOG = logging.getLogger(__name__)
@@ -38,14 +38,14 @@ class EventOutbox:
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
         self._pending: deque[RoomEvent] = deque()
-        self._channel: RTCDataChannel | None = None
+        self._channel: EventChannel | None = None
         self.sent = 0
 
     @property
     def overflowing(self) -> bool:
         return len(self._pending) > self.capacity
 
-    def attach(self, channel: RTCDataChannel) -> None:
+    def attach(self, channel: EventChannel) -> None:
         self._channel = channel
         if channel.readyState == "open":
             self._drain()
@@ -90,7 +90,7 @@ class Participant:
     name: str
     language: str
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    pc: RTCPeerConnection | None = None
+    peer: Peer | None = None
     outbox: EventOutbox = field(default_factory=EventOutbox)
     audio_out: PacketTrack = field(default_factory=lambda: PacketTrack("audio", capacity=50))
     video_out: PacketTrack = field(default_factory=lambda: PacketTrack("video", capacity=30))
@@ -115,7 +115,7 @@ class Participant:
             id=self.id,
             name=self.name,
             language=self.language,
-            connected=self.pc is not None and self.pc.connectionState == "connected",
+            connected=self.peer is not None and self.peer.state == "connected",
             muted=self.muted,
             muted_by_moderator=self.muted_by_moderator,
             lipsync=self.lipsync,
@@ -136,12 +136,9 @@ class Participant:
         """Close the peer connection and wait for its inbound media to be flushed. A peer that
         never connected has nothing to flush, and aiortc never ends its tracks: its readers
         are cancelled at once."""
-        pc, self.pc = self.pc, None
+        peer, self.peer = self.peer, None
         flush_s = 10.0 if self.media_started else 0.0
         self.media_started = False
-        if pc is not None:
-            try:
-                await pc.close()
-            except Exception as exc:  # aiortc fails to close some half-negotiated peers
-                LOG.warning("participant %s: closing its peer failed: %r", self.id, exc)
+        if peer is not None:
+            await peer.close()
         await self.tasks.finish(flush_s)

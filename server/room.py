@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
-from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from prometheus_client import Counter, Gauge
 
@@ -38,16 +37,15 @@ from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
 from pipeline.settings import Settings
 from pipeline.tasks import KeyedLocks, TaskSet, cancel_and_wait
 from pipeline.tts.voices import voice_specs
-from pipeline.vad import SileroDetector
+from pipeline.vad import SileroDetector, VoiceActivityDetector
 from server.access import Grant
-from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.errors import Conflict, Forbidden, NotFound
 from server.floor import Floor
-from server.ice import keep_loopback_candidates, rtc_configuration
 from server.ingest import AudioIngest
-from server.limits import MessageGuard
 from server.lipvideo import DubbedText, LipVideo
 from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
+from server.peer import EventChannel, Peer, PeerEvents, PeerFactory, aiortc_peers
 from server.playout import DelayEstimate, Dub, Playout
 from server.video_history import VideoHistory
 
@@ -78,6 +76,14 @@ class RoomContext:
     lipsync_executor: Executor | None = None
     # Audio encodes every 20 ms; behind a video encode or a VAD batch it would fall behind.
     audio_executor: Executor | None = None
+    peers: PeerFactory | None = None  # default: aiortc endpoints in this process
+    vad: Callable[[], VoiceActivityDetector] = SileroDetector
+
+    def peer_factory(self, events: PeerEvents) -> Peer:
+        return (self.peers or aiortc_peers(self.settings))(events)
+
+    def vad_factory(self) -> VoiceActivityDetector:
+        return self.vad()
 
 
 class Room:
@@ -252,9 +258,9 @@ class Room:
     async def renegotiate(self, participant_id: str, secret: str, offer: str) -> str:
         """A new offer on the same connection, e.g. a camera or microphone added or removed."""
         participant = self.authorize(participant_id, secret)
-        if participant.pc is None:
+        if participant.peer is None:
             raise Conflict("not connected: join again with your participant id to reconnect")
-        return await self._negotiate(participant, participant.pc, offer)
+        return await self._negotiate(participant, participant.peer, offer)
 
     async def leave(self, participant_id: str) -> None:
         participant = self.participants.get(participant_id)
@@ -310,15 +316,15 @@ class Room:
             return
         self._chores.spawn(work, name)
 
-    def _on_dropped(self, participant: Participant, pc: RTCPeerConnection) -> None:
-        if participant.pc is pc and participant.id in self.participants and not self.closed:
-            self._chore(self._expire(participant.id, pc), f"expire-{participant.id}")
+    def _on_dropped(self, participant: Participant, peer: Peer) -> None:
+        if participant.peer is peer and participant.id in self.participants and not self.closed:
+            self._chore(self._expire(participant.id, peer), f"expire-{participant.id}")
 
-    async def _expire(self, participant_id: str, pc: RTCPeerConnection | None) -> None:
+    async def _expire(self, participant_id: str, peer: Peer | None) -> None:
         """A dropped connection keeps its seat for a grace period, for a reconnection."""
         await asyncio.sleep(self.settings.reconnect_grace_s)
         participant = self.participants.get(participant_id)
-        if participant is not None and participant.pc is pc:
+        if participant is not None and participant.peer is peer:
             LOG.info("participant %s did not reconnect; removed", participant_id)
             await self.leave(participant_id)
 
@@ -342,48 +348,23 @@ class Room:
     # -- WebRTC ---------------------------------------------------------------------------
 
     async def _connect(self, participant: Participant, offer: str) -> str:
-        pc = RTCPeerConnection(rtc_configuration(self.settings))
-        participant.pc = pc
+        connection = _Connection(self, participant)
+        peer = connection.peer = self.context.peer_factory(connection)
+        participant.peer = peer
         participant.audio_out = PacketTrack("audio", capacity=50)
         participant.video_out = PacketTrack("video", capacity=30)
         participant.watches_video = False
         participant.original_out = None
-
-        @pc.on("datachannel")
-        def on_datachannel(channel: RTCDataChannel) -> None:
-            participant.outbox.attach(channel)
-            channel.on("message", MessageGuard(on_abuse=channel.close))
-            # A closed event channel is the quickest sign of a vanished client (ICE consent
-            # takes ~30 s to notice).
-            channel.on("close", lambda: self._on_dropped(participant, pc))
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self._consume(participant, track)
-
-        connected = asyncio.Event()
-
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            if pc.connectionState == "connected":
-                connected.set()
-                participant.media_started = participant.pc is pc
-            if pc.connectionState in ("connected", "failed", "closed") and not self.closed:
-                self._broadcast(self._participants_event())
-            if pc.connectionState in ("failed", "closed"):
-                self._on_dropped(participant, pc)
-
-        answer = await self._negotiate(participant, pc, offer)
-        self._chore(self._connect_deadline(participant, pc, connected), f"connect-{participant.id}")
+        answer = await self._negotiate(participant, peer, offer)
+        self._chore(self._connect_deadline(connection), f"connect-{participant.id}")
         return answer
 
-    async def _connect_deadline(
-        self, participant: Participant, pc: RTCPeerConnection, connected: asyncio.Event
-    ) -> None:
+    async def _connect_deadline(self, connection: _Connection) -> None:
         """A peer that answers but never finishes ICE and DTLS gives its seat back."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(connected.wait(), self.settings.connect_timeout_s)
-        if participant.pc is pc and pc.connectionState != "connected":
+            await asyncio.wait_for(connection.connected.wait(), self.settings.connect_timeout_s)
+        participant, peer = connection.participant, connection.peer
+        if participant.peer is peer and peer.state != "connected":
             LOG.info(
                 "participant %s did not connect within %.0f s; removed",
                 participant.id,
@@ -392,41 +373,25 @@ class Room:
             SESSIONS_ENDED.labels("connect_timeout").inc()
             await self.leave(participant.id)
 
-    async def _negotiate(self, participant: Participant, pc: RTCPeerConnection, offer: str) -> str:
-        if self.settings.loopback_only:
-            offer = keep_loopback_candidates(offer)
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-            self._attach_outgoing(participant, pc)
-            await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:  # whatever aiortc raises on an offer it cannot use
-            LOG.info("offer refused by aiortc: %s: %s", type(exc).__name__, exc)
-            raise BadRequest(f"cannot use this offer: {exc or type(exc).__name__}") from None
-        return pc.localDescription.sdp
-
-    def _attach_outgoing(self, participant: Participant, pc: RTCPeerConnection) -> None:
-        """Put the listener's tracks on the transceivers the offer brought (none are invented)."""
-        for transceiver in pc.getTransceivers():
-            if transceiver.sender.track is not None or transceiver.direction == "inactive":
-                continue
-            track = self._next_outgoing(participant, pc, transceiver.kind)
-            if track is None:
-                continue
-            sender = pc.addTrack(track)  # takes this transceiver: the first free of its kind
-            if track is participant.video_out:
-                self._forward_keyframe_requests(sender, participant)
-                participant.watches_video = True
-                self._watch(participant)
-            elif track is participant.audio_out:
-                self._ensure_channel(participant.language).fanout.tracks.add(track)
+    async def _negotiate(self, participant: Participant, peer: Peer, offer: str) -> str:
+        """Answer the offer, then route what it lets the listener receive."""
+        answer = await peer.negotiate(
+            offer, lambda kind, sending: self._next_outgoing(participant, kind, sending)
+        )
+        sending = peer.sending()
+        if participant.video_out in sending:
+            participant.watches_video = True
+            self._watch(participant)
+        if participant.audio_out in sending:
+            self._ensure_channel(participant.language).fanout.tracks.add(participant.audio_out)
         self._update_mutes()
+        return answer
 
     @staticmethod
     def _next_outgoing(
-        participant: Participant, pc: RTCPeerConnection, kind: str
+        participant: Participant, kind: str, sending: set[PacketTrack]
     ) -> PacketTrack | None:
         """First audio m-line: my language; a second one: the holder's original voice; video."""
-        sending = {t.sender.track for t in pc.getTransceivers()}
         if kind == "video":
             return participant.video_out if participant.video_out not in sending else None
         if participant.audio_out not in sending:
@@ -436,21 +401,10 @@ class Room:
             return participant.original_out
         return None if participant.original_out in sending else participant.original_out
 
-    def _forward_keyframe_requests(self, sender: object, participant: Participant) -> None:
-        # aiortc only forces keyframes for frames it encodes itself; our packets are encoded once
-        # for everyone, so a listener's PLI/FIR must reach the shared encoder.
-        own = sender._send_keyframe  # type: ignore[attr-defined]
-
-        def send_keyframe() -> None:
-            own()
-            self._video_for(participant).request_keyframe()
-
-        sender._send_keyframe = send_keyframe  # type: ignore[attr-defined]
-
     def _consume(self, participant: Participant, track: MediaStreamTrack) -> None:
         """Every inbound track is consumed for as long as it lives."""
         if track.kind == "audio":
-            segmenter = Segmenter(SileroDetector(), self.context.segmenter_config)
+            segmenter = Segmenter(self.context.vad_factory(), self.context.segmenter_config)
             ingest = AudioIngest(
                 segmenter,
                 self.context.media_executor,
@@ -831,3 +785,33 @@ class Room:
                 await self._floor_changed()
         elif action == "remove":
             await self.remove(target_id, "removed")
+
+
+class _Connection:
+    """One peer connection of a participant, as the room hears of it (the PeerEvents)."""
+
+    def __init__(self, room: Room, participant: Participant) -> None:
+        self.room, self.participant = room, participant
+        self.peer: Peer
+        self.connected = asyncio.Event()
+
+    def on_channel(self, channel: EventChannel) -> None:
+        self.participant.outbox.attach(channel)
+
+    def on_track(self, track: MediaStreamTrack) -> None:
+        self.room._consume(self.participant, track)
+
+    def on_state(self, state: str) -> None:
+        if state == "connected":
+            self.connected.set()
+            self.participant.media_started = self.participant.peer is self.peer
+        if state in ("connected", "failed", "closed") and not self.room.closed:
+            self.room._broadcast(self.room._participants_event())
+        if state in ("failed", "closed"):
+            self.on_vanished()
+
+    def on_vanished(self) -> None:
+        self.room._on_dropped(self.participant, self.peer)
+
+    def on_keyframe_request(self) -> None:
+        self.room._video_for(self.participant).request_keyframe()
