@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -208,7 +207,7 @@ class AudioChannel(_CountedLoop):
                 self._executor, OpusStream().encode, np.zeros(FRAME_SAMPLES, np.float32)
             )
         )[0]
-        next_tick = time.monotonic()
+        next_tick = loop.time()
         while True:
             frame = self._mix()
             packets = await loop.run_in_executor(self._executor, self._encoder.encode, frame)
@@ -218,9 +217,9 @@ class AudioChannel(_CountedLoop):
                 self.fanout.publish(packet, self.muted, silence)
             self._report_stalls()
             next_tick += FRAME_S
-            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-            if time.monotonic() - next_tick > 0.2:  # fell far behind (e.g. suspended): resync
-                next_tick = time.monotonic()
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            if loop.time() - next_tick > 0.2:  # fell far behind (e.g. suspended): resync
+                next_tick = loop.time()
 
     def _report_stalls(self) -> None:
         if self.playout is not None and self.playout.stalls > self._stalls_reported:
@@ -300,7 +299,7 @@ class VideoChannel(_CountedLoop):
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         period = 1.0 / self._fps
-        next_tick = time.monotonic()
+        next_tick = loop.time()
         while True:
             if self.fanout.tracks:
                 frame = self._source()
@@ -315,6 +314,6 @@ class VideoChannel(_CountedLoop):
                 ENCODED_FRAMES.labels("video").inc()
                 self._index += 1
             next_tick += period
-            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-            if time.monotonic() - next_tick > 0.5:
-                next_tick = time.monotonic()
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            if loop.time() - next_tick > 0.5:
+                next_tick = loop.time()

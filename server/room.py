@@ -98,7 +98,7 @@ class Room:
         self._on_empty = on_empty
         self.settings = context.settings
         self.participants: dict[str, Participant] = {}
-        self.floor = Floor(self.settings.floor_release_s, time.monotonic)
+        self.floor = Floor(self.settings.floor_release_s, _loop_time)  # virtual time in tests
         self.channels: dict[str, AudioChannel] = {}
         self.video = VideoChannel(
             self._holder_frame,
@@ -364,7 +364,7 @@ class Room:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(connection.connected.wait(), self.settings.connect_timeout_s)
         participant, peer = connection.participant, connection.peer
-        if participant.peer is peer and peer.state != "connected":
+        if participant.peer is peer and not connection.connected.is_set():  # never connected
             LOG.info(
                 "participant %s did not connect within %.0f s; removed",
                 participant.id,
@@ -785,6 +785,10 @@ class Room:
                 await self._floor_changed()
         elif action == "remove":
             await self.remove(target_id, "removed")
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 class _Connection:

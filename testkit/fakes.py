@@ -1,22 +1,32 @@
-"""Scripted fakes at the service boundary, one per stage interface (in the style of livekit's
-`fake_stt`/`fake_tts`): each does exactly what the test scripts (text, delays, failures, a
-stage that never returns), records what it was asked, and can wrap a real backend instead.
+"""Scripted fakes at the service boundary, one per interface: the stages (recognizer,
+translator, voice, VAD, lip-syncer, a stuck stage), a peer connection with its event channel,
+and the bus. In the style of livekit's `fake_stt`/`fake_tts`: each does exactly what the test
+scripts (text, delays, failures, a stage that never returns), records what it was asked, and
+the stage fakes can wrap a real backend instead.
 
-They stand in for models in unit tests and benchmarks of the plumbing; the end-to-end tests run
-the real models."""
+They stand in for models and the network in unit tests and in benchmarks of the plumbing; the
+end-to-end tests run the real thing."""
 
 from __future__ import annotations
 
+import asyncio
+import fractions
+import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+import av
 import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.audio import Audio, Samples
+from pipeline.bus import Bus, Job
 from pipeline.cascade import Cascade
 from pipeline.errors import StageError, UnsupportedPairError
 from pipeline.lipsync.base import LipSyncer, Speech, VideoClip
@@ -24,6 +34,11 @@ from pipeline.mt.base import Pair, Translator
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.tts.base import SpeechSynthesizer
 from pipeline.vad import VoiceActivityDetector
+from server.errors import BadRequest
+from server.media import PacketTrack
+from server.peer import Peer, PeerEvents, PickOutgoing
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -199,3 +214,157 @@ def fake_cascade(
         RoutedTranslator(RoutePlanner([mt])),
         voice or FakeVoice(seconds_per_word=0.01),
     )
+
+
+class FakeChannel:
+    """An event channel that is open at once and keeps every event sent on it (parsed)."""
+
+    def __init__(self) -> None:
+        self.readyState = "open"
+        self.bufferedAmount = 0
+        self.events: list[dict[str, Any]] = []
+        self._handlers: dict[str, list[Callable[..., Any]]] = {}
+
+    def send(self, data: str) -> None:
+        self.events.append(json.loads(data))
+
+    def on(self, event: str, handler: Callable[..., Any]) -> Any:
+        self._handlers.setdefault(event, []).append(handler)
+        return handler
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [event for event in self.events if event["type"] == kind]
+
+
+class FakePeer(Peer):
+    """A peer connection without a network: negotiation puts the room's tracks on the offer's
+    m-lines (read from its `m=` lines) and answers a stub; the test drives the rest (`connect`,
+    `open_channel`, `send_track`, `fail`, `vanish`)."""
+
+    def __init__(self, events: PeerEvents, refuse: str | None = None) -> None:
+        self.events = events
+        self.refuse = refuse
+        self._state = "new"
+        self._sending: list[PacketTrack] = []
+        self.channel: FakeChannel | None = None
+        self.offers: list[str] = []
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    async def negotiate(self, offer: str, pick: PickOutgoing) -> str:
+        self.offers.append(offer)
+        if self.refuse is not None:
+            raise BadRequest(f"cannot use this offer: {self.refuse}")
+        kinds = [line.split()[0][2:] for line in offer.splitlines() if line.startswith("m=")]
+        for kind in kinds[len(self._sending) :]:
+            if kind in ("audio", "video") and (track := pick(kind, set(self._sending))):
+                self._sending.append(track)
+        self._set("connecting")
+        return "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+    def sending(self) -> set[PacketTrack]:
+        return set(self._sending)
+
+    def connect(self) -> FakeChannel:
+        """ICE and DTLS done, the event channel open: what a healthy client gets to."""
+        self._set("connected")
+        return self.open_channel()
+
+    def open_channel(self) -> FakeChannel:
+        self.channel = FakeChannel()
+        self.events.on_channel(self.channel)
+        return self.channel
+
+    def send_track(self, track: MediaStreamTrack) -> None:
+        self.events.on_track(track)
+
+    def fail(self) -> None:
+        self._set("failed")
+
+    def vanish(self) -> None:
+        """The event channel closed: the quickest sign of a crashed client."""
+        self.events.on_vanished()
+
+    async def close(self) -> None:
+        if self._state != "closed":
+            self._set("closed")
+
+    def _set(self, state: str) -> None:
+        self._state = state
+        self.events.on_state(state)
+
+
+class FakePeers:
+    """A peer factory for a room context; keeps every peer it made, newest last."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.made: list[FakePeer] = []
+        self.refuse = refuse
+
+    def __call__(self, events: PeerEvents) -> Peer:
+        peer = FakePeer(events, self.refuse)
+        self.made.append(peer)
+        return peer
+
+    @property
+    def last(self) -> FakePeer:
+        return self.made[-1]
+
+
+class RecordingBus(Bus):
+    """Keeps the jobs it is given; the test delivers their results when it wants."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+
+    async def submit(self, job: Job) -> None:
+        self.jobs.append(job)
+
+
+class InlineExecutor(Executor):
+    """Runs submitted work at once, on the calling thread: with virtual time, media and VAD
+    work then takes no time at all and every run is deterministic."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+class FakeMicrophone(MediaStreamTrack):
+    """A microphone on the event loop's clock (virtual in unit tests): 20 ms frames of 48 kHz
+    mono, the queued sound first, then silence, until stopped."""
+
+    kind = "audio"
+    FRAME = 960
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queued: deque[Samples] = deque()
+        self._pts = 0
+
+    def say(self, seconds: float, level: float = 0.3) -> None:
+        """Queue `seconds` of a voice-like tone (what a FakeVAD is scripted to call speech)."""
+        t = np.arange(int(seconds * 48000)) / 48000
+        tone = level * np.sin(2 * np.pi * 180 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+        samples = tone.astype(np.float32)
+        for start in range(0, len(samples), self.FRAME):
+            chunk = samples[start : start + self.FRAME]
+            self._queued.append(np.pad(chunk, (0, self.FRAME - len(chunk))))
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        await asyncio.sleep(self.FRAME / 48000)
+        samples = self._queued.popleft() if self._queued else np.zeros(self.FRAME, np.float32)
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48000, self._pts
+        frame.time_base = fractions.Fraction(1, 48000)
+        self._pts += self.FRAME
+        return frame

@@ -6,6 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.audio import Samples, read_file
 from pipeline.errors import DragomanError
 
 
@@ -59,3 +60,12 @@ def load_manifest(folder: Path, kind: str = "speech/") -> list[Clip]:
         for row in rows
         if row["file"].startswith(kind) and row["duration_s"]  # still images have no duration
     ]
+
+
+def clip_named(clips: list[Clip], name: str) -> Clip:
+    return next(c for c in clips if c.path.stem == name)
+
+
+def speech_48k(clips: list[Clip], name: str) -> Samples:
+    """A fixture clip at 48 kHz, as a microphone would send it."""
+    return read_file(clip_named(clips, name).path, 48000).samples

@@ -13,6 +13,7 @@ from pipeline.models import Models
 from pipeline.settings import Settings
 from server.app import create_app
 from server.http_server import server_config
+from server.ice import use_loopback_candidates
 
 
 def free_port() -> int:
@@ -38,3 +39,15 @@ async def local_gateway(settings: Settings, models: Models | None = None) -> Asy
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, models: Models | None = None) -> AsyncIterator[str]:
+    """A real gateway on a free 127.0.0.1 port, this process offering only loopback ICE
+    candidates too (its peers stay on 127.0.0.1)."""
+    use_loopback_candidates(True)
+    try:
+        async with local_gateway(settings, models) as url:
+            yield url
+    finally:
+        use_loopback_candidates(False)

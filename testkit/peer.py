@@ -268,3 +268,22 @@ class Participant:
     async def close(self) -> None:
         await self.pc.close()
         await self._tasks.cancel_all()
+
+
+async def join_all(
+    http: httpx.AsyncClient, *people: Participant, speakers: tuple[Participant, ...] = ()
+) -> None:
+    """Join everyone (the `speakers` with a scripted microphone), then let the room settle."""
+    for person in people:
+        await person.join(http, speak=person in speakers)
+    await asyncio.sleep(0.5)
+
+
+async def leave_all(http: httpx.AsyncClient, *people: Participant) -> None:
+    for person in people:
+        await person.leave(http)
+
+
+def from_speaker(listener: Participant, speaker: Participant) -> list[dict[str, Any]]:
+    """The final captions a listener got of one speaker."""
+    return [c for c in listener.captions() if c["speaker"] == speaker.participant_id]

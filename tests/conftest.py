@@ -1,25 +1,19 @@
-"""Shared fixtures: the real speech fixtures, real models (loaded once), synthetic non-speech."""
+"""What both tiers share: the speech fixtures, settings, an HTTP client, the task-leak check on
+every async test, and CTranslate2's kernels pinned. Nothing here loads a model or a server."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
-from pipeline.audio import ASR_SAMPLE_RATE, Audio, Samples, write_wav
-from pipeline.models import Models
 from pipeline.settings import Settings
-from server.ice import use_loopback_candidates
 from testkit.fixtures import Clip, default_fixtures_dir, load_manifest
-from testkit.harness import local_gateway
-from testkit.redis_server import LocalRedis
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -50,94 +44,16 @@ def clips(fixtures_dir: Path) -> list[Clip]:
     return load_manifest(fixtures_dir)
 
 
-def clip_named(clips: list[Clip], name: str) -> Clip:
-    return next(c for c in clips if c.path.stem == name)
-
-
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # Open rooms: most tests are about calls, not access (tests/test_access.py uses tokens).
     return Settings(cache_dir=tmp_path_factory.mktemp("model-cache"), open_rooms=True)
 
 
-@pytest.fixture(scope="session")
-def models(settings: Settings) -> Iterator[Models]:
-    """The default offline models, loaded once for the whole session."""
-    loaded = Models(settings)
-    yield loaded
-    loaded.close()
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings, models: Models) -> AsyncIterator[str]:
-    """A real gateway on a free 127.0.0.1 port, offering only loopback ICE candidates."""
-    use_loopback_candidates(True)
-    try:
-        async with local_gateway(settings, models) as url:
-            yield url
-    finally:
-        use_loopback_candidates(False)
-
-
-@pytest.fixture
-async def gateway(settings: Settings, models: Models) -> AsyncIterator[str]:
-    async with serving(settings, models) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
-    """A private redis-server (Debian's) on a free 127.0.0.1 port, for the whole session."""
-    with LocalRedis(tmp_path_factory.mktemp("redis"), password="test-secret") as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(redis_server: LocalRedis) -> Iterator[str]:
-    """A fresh, empty Redis for each test."""
-    import redis
-
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
-    yield redis_server.url
-
-
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=60) as client:
         yield client
-
-
-def white_noise(seconds: float, level: float = 0.1, seed: int = 0) -> Samples:
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(int(seconds * ASR_SAMPLE_RATE)) * level).astype(np.float32)
-
-
-def music(seconds: float) -> Samples:
-    """Chords with a beat: harmonic, rhythmic, not speech."""
-    t = np.arange(int(seconds * ASR_SAMPLE_RATE)) / ASR_SAMPLE_RATE
-    chords = [
-        (261.6, 329.6, 392.0),
-        (220.0, 261.6, 329.6),
-        (174.6, 220.0, 261.6),
-        (196.0, 246.9, 293.7),
-    ]
-    out = np.zeros_like(t)
-    for i, chord in enumerate(chords * int(seconds)):
-        window = (t >= i * 0.5) & (t < (i + 1) * 0.5)
-        envelope = np.exp(-3 * (t[window] - i * 0.5))
-        out[window] = sum(np.sin(2 * np.pi * f * t[window]) for f in chord) * envelope
-    return (0.2 * out / max(np.abs(out).max(), 1e-9)).astype(np.float32)
-
-
-def silence(seconds: float) -> Samples:
-    return np.zeros(int(seconds * ASR_SAMPLE_RATE), dtype=np.float32)
-
-
-def write_16k(path: Path, samples: Samples) -> Path:
-    write_wav(path, Audio(samples, ASR_SAMPLE_RATE))
-    return path
 
 
 def _closed_by_aioice(task: asyncio.Task[object]) -> bool:

@@ -18,7 +18,7 @@ from pipeline.audio import ASR_SAMPLE_RATE, Audio, read_file
 from pipeline.lipsync.landmarks import FaceLandmarker, grey, lip_opening
 from pipeline.lipsync.video import read_clip
 from testkit.peer import Participant
-from tests.test_gateway import until
+from testkit.waiting import until
 
 Series = npt.NDArray[np.float64]
 SYNC_TOLERANCE_S = 0.080

@@ -17,8 +17,9 @@ from pipeline.audio import Audio, read_file, write_wav
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.access import mint
-from testkit.fixtures import Clip
-from tests.conftest import ARTIFACTS, clip_named, serving
+from testkit.fixtures import Clip, clip_named
+from testkit.harness import serving
+from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

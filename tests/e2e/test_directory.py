@@ -17,9 +17,9 @@ from pipeline.models import Models
 from pipeline.settings import Settings
 from server.directory import RoomDirectory, room_key
 from server.turn import turn_credentials
+from testkit.harness import serving
 from testkit.peer import Participant
 from testkit.sdp_corpus import real_offer
-from tests.conftest import serving
 
 pytestmark = pytest.mark.redis
 

@@ -13,9 +13,9 @@ from pipeline.asr.whisper import HallucinationGuard, WhisperRecognizer
 from pipeline.audio import read_file
 from pipeline.errors import ModelUnavailableError, UnsupportedLanguageError
 from pipeline.models import Models
-from testkit.fixtures import Clip
+from testkit.fixtures import Clip, clip_named
 from testkit.quality import word_errors
-from tests.conftest import clip_named, music, silence, white_noise
+from testkit.signals import music, silence, white_noise
 
 
 def corpus_wer(models: Models, clips: list[Clip]) -> float:

@@ -25,8 +25,9 @@ from server.api import (
     Renegotiation,
     RoomLipsync,
 )
+from testkit.harness import serving
 from testkit.server_process import LocalServer
-from tests.conftest import ARTIFACTS, serving
+from tests.conftest import ARTIFACTS
 
 SDP_HEAD = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 AUDIO = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"

@@ -27,12 +27,11 @@ from pipeline.redis_bus import RedisBus
 from pipeline.segmenter import Segment
 from pipeline.settings import Settings
 from pipeline.streams import GROUP, asr_stream, translate_stream, worker_key
-from testkit.fixtures import Clip
-from testkit.harness import free_port
-from testkit.peer import Participant
+from testkit.fixtures import Clip, clip_named, speech_48k
+from testkit.harness import free_port, serving
+from testkit.peer import Participant, join_all, leave_all
 from testkit.redis_server import LocalRedis
-from tests.conftest import clip_named, serving
-from tests.test_gateway import join_all, leave_all, speech_48k, until
+from testkit.waiting import until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 WORKERS = {"full": [], "en-pt": ["--languages", "en,pt"]}

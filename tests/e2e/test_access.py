@@ -21,9 +21,9 @@ from server.access import Role, mint
 from server.app import create_app
 from server.errors import TooMany
 from server.limits import AddressRate, MessageGuard
+from testkit.harness import serving
 from testkit.peer import Participant
 from testkit.sdp_corpus import real_offer
-from tests.conftest import serving
 
 SECRET = "0123456789abcdef0123456789abcdef-test"
 DRAGOMAN = Path(sys.executable).with_name("dragoman")

@@ -19,8 +19,7 @@ from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.segmenter import Segment
 from pipeline.tts.base import SpeechSynthesizer
 from testkit.fakes import FakeTranslator, FakeVoice, Stuck
-from testkit.fixtures import Clip
-from tests.conftest import clip_named
+from testkit.fixtures import Clip, clip_named
 
 DEADLINE_S = 4.0
 

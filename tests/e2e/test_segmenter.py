@@ -14,8 +14,8 @@ import pytest
 from pipeline.audio import ASR_SAMPLE_RATE, Samples, read_file
 from pipeline.segmenter import FRAME_S, Segment, Segmenter, SegmenterConfig, segment_stream
 from pipeline.vad import FRAME_SAMPLES, SileroDetector
-from testkit.fixtures import Clip
-from tests.conftest import clip_named, music, silence, white_noise
+from testkit.fixtures import Clip, clip_named
+from testkit.signals import music, silence, white_noise
 
 CONVERSATION = Path("conversation") / "ca" / "ca_softcatala_dosparlants.wav"
 

@@ -15,8 +15,8 @@ import pytest
 
 from pipeline.audio import read_file
 from pipeline.settings import Settings
-from testkit.fixtures import Clip
-from tests.conftest import clip_named, music, silence, white_noise, write_16k
+from testkit.fixtures import Clip, clip_named
+from testkit.signals import music, silence, white_noise, write_16k
 
 DRAGOMAN = str(Path(sys.executable).with_name("dragoman"))
 

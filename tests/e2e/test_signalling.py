@@ -12,9 +12,9 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.ice import keep_loopback_candidates
+from testkit.harness import serving
 from testkit.peer import Participant
 from testkit.sdp_corpus import real_offer
-from tests.conftest import serving
 
 GOOD_LOOKING = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"

@@ -14,8 +14,8 @@ from pipeline.models import Models
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.segmenter import Segment
 from testkit.fakes import FakeRecognizer, FakeTranslator, FakeVoice
-from testkit.fixtures import Clip
-from tests.conftest import clip_named, white_noise
+from testkit.fixtures import Clip, clip_named
+from testkit.signals import white_noise
 
 
 def utterance_of(clip: Clip, ratio: float = 0.9) -> Utterance:

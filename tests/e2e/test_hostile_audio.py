@@ -35,11 +35,10 @@ from pipeline.settings import Settings
 from pipeline.vad import FRAME_SAMPLES, SileroDetector
 from server.ingest import BATCH_S, AudioIngest
 from server.playout import SAMPLE_RATE as LIVE_RATE
-from testkit.fixtures import Clip
-from testkit.peer import Participant
+from testkit.fixtures import Clip, clip_named
+from testkit.peer import Participant, from_speaker, leave_all
 from testkit.quality import normalize_text, wer
-from tests.conftest import clip_named
-from tests.test_gateway import from_speaker, leave_all, until
+from testkit.waiting import until
 
 SR = ASR_SAMPLE_RATE
 CHUNK = round(BATCH_S * SR)  # what the ingest hands the segmenter at a time (60 ms)

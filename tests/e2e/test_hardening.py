@@ -18,11 +18,11 @@ from server.access import Role, RoomTokens, mint
 from server.errors import Unauthorized
 from server.ice import use_loopback_candidates
 from testkit.half_open_peer import HalfOpenPeer
+from testkit.harness import serving
 from testkit.peer import Participant
 from testkit.sdp_corpus import malformed_offers, real_offer
 from testkit.server_process import LocalServer
-from tests.conftest import serving
-from tests.test_gateway import until
+from testkit.waiting import until
 
 SECRET = secrets.token_urlsafe(32)
 CONNECT_TIMEOUT_S = 3.0

@@ -23,8 +23,8 @@ from pipeline.audio import (
     write_wav,
 )
 from pipeline.errors import AudioInputError, DragomanError
-from testkit.fixtures import Clip
-from tests.conftest import clip_named, write_16k
+from testkit.fixtures import Clip, clip_named
+from testkit.signals import write_16k
 
 JFK = "en_jfk_inaugural_1961"
 

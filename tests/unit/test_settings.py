@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from pipeline.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DRAGOMAN = Path(sys.executable).with_name("dragoman")
 
 

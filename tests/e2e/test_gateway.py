@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import httpx
 import numpy as np
 
-from pipeline.audio import ASR_SAMPLE_RATE, read_file, resample
+from pipeline.audio import ASR_SAMPLE_RATE, resample
 from pipeline.models import Models
-from testkit.fixtures import Clip
-from testkit.peer import Participant
+from testkit.fixtures import Clip, speech_48k
+from testkit.peer import Participant, from_speaker, join_all, leave_all
 from testkit.quality import word_errors
-from tests.conftest import clip_named
-
-
-def speech_48k(clips: list[Clip], name: str) -> np.ndarray:  # type: ignore[type-arg]
-    return read_file(clip_named(clips, name).path, 48000).samples
-
-
-def from_speaker(listener: Participant, speaker: Participant) -> list[dict[str, object]]:
-    return [c for c in listener.captions() if c["speaker"] == speaker.participant_id]
+from testkit.waiting import until
 
 
 def played_out(listener: Participant, quiet_s: float = 1.5) -> bool:
@@ -58,25 +49,7 @@ def heard_wer(models: Models, said: str, audio_48k: np.ndarray, language: str) -
     return edits / words
 
 
-async def until(condition: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.1)
 
-
-async def join_all(
-    http: httpx.AsyncClient, *people: Participant, speakers: tuple[Participant, ...] = ()
-) -> None:
-    for person in people:
-        await person.join(http, speak=person in speakers)
-    await asyncio.sleep(0.5)
-
-
-async def leave_all(http: httpx.AsyncClient, *people: Participant) -> None:
-    for person in people:
-        await person.leave(http)
 
 
 async def test_three_person_room_translates_for_each_listener(

@@ -17,10 +17,10 @@ import pytest
 from server.access import mint
 from server.ice import use_loopback_candidates
 from server.shutdown import EXIT_AT_ONCE
-from testkit.fixtures import Clip
-from testkit.peer import Participant
+from testkit.fixtures import Clip, speech_48k
+from testkit.peer import Participant, join_all
 from testkit.server_process import LocalServer
-from tests.test_gateway import join_all, speech_48k, until
+from testkit.waiting import until
 
 SECRET = secrets.token_urlsafe(32)
 ROOM = "drain"
