@@ -10,7 +10,7 @@ APT_PACKAGES := python3-venv espeak-ng ffmpeg chromium fonts-dejavu-core redis-s
 	apertium-eng-spa apertium-eng-cat apertium-es-pt apertium-fr-es \
 	apertium-spa-cat apertium-por-cat apertium-fra-cat
 
-.PHONY: setup system-packages run demo test lint typecheck bench clean
+.PHONY: setup system-packages run demo check test lint typecheck bench clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -46,9 +46,15 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: lint typecheck
+# The fast tier: lint, layers, types, the client's node tests and the unit tests (fakes, virtual
+# time); under 90 s.
+check: lint typecheck
 	node --test client/test/
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit
+
+# Everything: the unit tier, then the end-to-end tier (real models, WebRTC, Redis, Chromium).
+test: check
+	$(BIN)/pytest tests/e2e
 
 bench: setup
 	$(BIN)/dragoman bench pipeline

@@ -99,22 +99,21 @@ def _measure(
     started: float,
     duration: float,
 ) -> CallResult:
-    utterances = {c["utterance_id"] for c in speaker.captions("en")}
+    utterances = {c.utterance_id for _, c in speaker.finals("en")}
     caption_latencies, audio_latencies, rates = [], [], []
     lost = 0
     for listener in audience:
-        captions = {c["utterance_id"]: c for c in listener.captions()}
-        lost += len(utterances - set(captions) - _failed(listener))
-        arrival = {
-            e["utterance_id"]: at for at, e in listener.events if e["type"] == "caption.final"
-        }
-        caption_latencies += [arrival[u] - c["speech_end_at"] for u, c in captions.items()]
+        arrivals = {c.utterance_id: (at, c) for at, c in listener.finals()}
+        failed = {f.utterance_id for f in listener.failures()}
+        lost += len(utterances - set(arrivals) - failed)
+        captions = {u: c for u, (_, c) in arrivals.items()}
+        caption_latencies += [at - c.speech_end_at for at, c in arrivals.values()]
         for turn_start, turn_end in turns:
             first = min(
                 (
-                    c["speech_end_at"]
+                    c.speech_end_at
                     for c in captions.values()
-                    if turn_start <= c["speech_end_at"] <= turn_end + 1.0
+                    if turn_start <= c.speech_end_at <= turn_end + 1.0
                 ),
                 default=None,
             )
@@ -126,10 +125,6 @@ def _measure(
             len(received) / max(received[-1] - received[0], 1e-3) if len(received) > 1 else 0.0
         )
     return CallResult(caption_latencies, audio_latencies, lost, rates, {}, duration)
-
-
-def _failed(listener: Participant) -> set[str]:
-    return {e["utterance_id"] for e in listener.of_type("utterance.failed")}
 
 
 async def bench_call(

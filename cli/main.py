@@ -12,6 +12,7 @@ app.command()(gateway.token)
 app.command()(worker.worker)
 app.command()(offline.translate)
 app.command()(offline.models)
+app.command("events-schema")(offline.events_schema)
 app.add_typer(bench.bench_app, name="bench")
 app.command()(loadtest.loadtest)
 

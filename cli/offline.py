@@ -7,6 +7,7 @@ Heavy modules (models, aiortc, FastAPI) are imported inside the commands, so tha
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,3 +108,10 @@ def _print_inventory(found: dict[str, Any]) -> None:
     for route in found["routes"]:
         routes.add_row(route["pair"], route["route"], f"{route['quality']:.2f}")
     out.print(routes)
+
+
+def events_schema() -> None:
+    """The JSON schema of the events clients receive (client/events.schema.json is its copy)."""
+    from pipeline.events import events_schema as schema
+
+    sys.stdout.write(json.dumps(schema(), indent=2, sort_keys=True) + "\n")

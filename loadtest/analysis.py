@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadtest.metrics import Snapshot, delta
+from pipeline.events import PIPELINE_EVENT, CaptionFinal, RoomEvent, UtteranceFailed
 from testkit.stats import quantile
 
-TERMINAL = ("caption.final", "utterance.failed")
+TERMINAL = (CaptionFinal, UtteranceFailed)
 
 
 @dataclass
@@ -43,13 +44,21 @@ class RunFigures:
         return asdict(self)
 
 
+Arrival = tuple[float, RoomEvent]
+
+
+def arrivals(report: dict[str, Any]) -> list[Arrival]:
+    """A participant's terminal and drop events, typed, with their arrival times."""
+    return [(e["arrival"], PIPELINE_EVENT.validate_python(e["event"])) for e in report["events"]]
+
+
 def _utterances(reports: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Per room: every utterance anyone got a terminal event for → its speaker."""
     found: dict[str, dict[str, str]] = defaultdict(dict)
     for report in reports:
-        for event in report["events"]:
-            if event["type"] in TERMINAL:
-                found[report["room"]][event["utterance_id"]] = event["utterance_id"].split("/")[1]
+        for _, event in arrivals(report):
+            if isinstance(event, TERMINAL):
+                found[report["room"]][event.utterance_id] = event.utterance_id.split("/")[1]
     return found
 
 
@@ -62,19 +71,19 @@ def _expected(report: dict[str, Any], utterances: dict[str, str], mode: str) -> 
 
 def _latencies(report: dict[str, Any]) -> tuple[list[float], list[float]]:
     captions = [
-        e
-        for e in report["events"]
-        if e["type"] == "caption.final"
-        and e["speech_end_at"]
-        and e["utterance_id"].split("/")[1] != report["id"]
+        (at, e)
+        for at, e in arrivals(report)
+        if isinstance(e, CaptionFinal)
+        and e.speech_end_at
+        and e.utterance_id.split("/")[1] != report["id"]
     ]
-    caption = [e["arrival"] - e["speech_end_at"] for e in captions]
+    caption = [at - e.speech_end_at for at, e in captions]
     audio = []
-    for event in captions:  # translated speech only: same-language listeners hear the original live
-        if event["target_language"] == report["language"] != event.get("source_language"):
-            onset = next((t for t in report["onsets"] if t >= event["speech_end_at"]), None)
-            if onset is not None and onset - event["speech_end_at"] < 30:
-                audio.append(onset - event["speech_end_at"])
+    for _, event in captions:  # translated speech only: same-language listeners hear it live
+        if event.target_language == report["language"] != event.source_language:
+            onset = next((t for t in report["onsets"] if t >= event.speech_end_at), None)
+            if onset is not None and onset - event.speech_end_at < 30:
+                audio.append(onset - event.speech_end_at)
     return caption, audio
 
 
@@ -94,10 +103,11 @@ def analyse(
     audio_latencies: list[float] = []
     for report in reports:
         wanted = _expected(report, utterances[report["room"]], mode)
-        got = {e["utterance_id"] for e in report["events"] if e["type"] in TERMINAL}
+        events = [event for _, event in arrivals(report)]
+        got = {e.utterance_id for e in events if isinstance(e, TERMINAL)}
         expected += len(wanted)
         received += len(wanted & got)
-        failed += sum(e["type"] == "utterance.failed" for e in report["events"])
+        failed += sum(isinstance(e, UtteranceFailed) for e in events)
         caption, audio = _latencies(report)
         caption_latencies += caption
         audio_latencies += audio

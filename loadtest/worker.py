@@ -14,6 +14,7 @@ import httpx
 
 from loadtest.schedule import Turn, conversation, room_languages
 from loadtest.speech import EncodedClip, PacketMicrophone, load_clips
+from pipeline.events import CaptionFinal, UtteranceDropped, UtteranceFailed
 from server.access import mint
 from server.ice import use_loopback_candidates
 from testkit.peer import Participant, ReceivedAudio
@@ -63,10 +64,12 @@ class LoadParticipant(Participant):
         self.progress = progress
 
     def _on_message(self, message: str | bytes) -> None:
+        before = len(self.received)
         super()._on_message(message)
-        at, event = self.events[-1]
-        if event["type"] == "caption.final" and event.get("speech_end_at"):
-            self.progress.put(("caption", at - event["speech_end_at"]))
+        if len(self.received) > before:
+            at, event = self.received[-1]
+            if isinstance(event, CaptionFinal) and event.speech_end_at:
+                self.progress.put(("caption", at - event.speech_end_at))
 
     def report(self) -> dict[str, Any]:
         return {
@@ -76,24 +79,9 @@ class LoadParticipant(Participant):
             "language": self.language,
             "spoken": self.mic.spoken,
             "events": [
-                {
-                    **{
-                        k: e.get(k)
-                        for k in (
-                            "type",
-                            "utterance_id",
-                            "speaker",
-                            "target_language",
-                            "source_language",
-                            "speech_end_at",
-                            "emitted_at",
-                            "reason",
-                        )
-                    },
-                    "arrival": at,
-                }
-                for at, e in self.events
-                if e["type"] in ("caption.final", "utterance.failed", "utterance.dropped")
+                {"arrival": at, "event": e.model_dump(mode="json")}
+                for at, e in self.received
+                if isinstance(e, CaptionFinal | UtteranceFailed | UtteranceDropped)
             ],
             "onsets": self.heard.onsets(),
             "packets": self.heard.count,

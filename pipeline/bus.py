@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline.cascade import Cascade, CascadeResult, Translation, Utterance
-from pipeline.events import CaptionFinal, UtteranceFailed
+from pipeline.events import CaptionFinal, FailureCause, UtteranceFailed
 from pipeline.metrics import ABANDONED_THREADS, STAGE_FAILURES
 from pipeline.tasks import cancel_and_wait
 
@@ -58,7 +58,9 @@ class Bus(ABC):
         """Finish (within `timeout_s`) or fail every queued job, then stop."""
 
 
-def unfinished(job: Job, target: str, reason: str, caption: CaptionFinal | None) -> Translation:
+def unfinished(
+    job: Job, target: str, cause: FailureCause, reason: str, caption: CaptionFinal | None
+) -> Translation:
     """The terminal event of a target the bus could not finish: its caption, when that already
     went out (only speech is missing), else a failure at the bus stage."""
     if caption is not None:
@@ -68,18 +70,19 @@ def unfinished(job: Job, target: str, reason: str, caption: CaptionFinal | None)
         target_language=target,
         stage="bus",
         reason=reason,
+        cause=cause,
     )
     return Translation(event)
 
 
 def failed_result(
-    job: Job, reason: str, captions: dict[str, CaptionFinal] | None = None
+    job: Job, cause: FailureCause, reason: str, captions: dict[str, CaptionFinal] | None = None
 ) -> JobResult:
     """A result that ends every target of the job at the bus stage (see `unfinished`)."""
     result = CascadeResult(job.utterance)
     for target in job.targets:
         caption = (captions or {}).get(target)
-        result.translations[target] = unfinished(job, target, reason, caption)
+        result.translations[target] = unfinished(job, target, cause, reason, caption)
     STAGE_FAILURES.labels("bus").inc()
     return JobResult(job, result)
 
@@ -101,6 +104,7 @@ class InProcessBus(Bus):
     on_caption: CaptionHandler | None = None
     job_timeout_s: float = 30.0
     abandoned_threads: int = 0
+    cut_off: int = 0  # jobs stopped mid-run by stop()
     _queue: asyncio.Queue[Job] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _executor: ThreadPoolExecutor = field(init=False)
@@ -122,7 +126,9 @@ class InProcessBus(Bus):
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
-            await self.on_result(failed_result(job, "pipeline overloaded: job queue full"))
+            await self.on_result(
+                failed_result(job, "overloaded", "pipeline overloaded: job queue full")
+            )
 
     async def _work(self) -> None:
         while True:
@@ -130,7 +136,8 @@ class InProcessBus(Bus):
             try:
                 done = await self._process(job)
             except asyncio.CancelledError:  # stopped mid-job: its listeners still hear of it
-                await self.on_result(failed_result(job, "the server shut down mid-job"))
+                self.cut_off += 1  # its thread may run on: stop() will not wait for it
+                await self.on_result(failed_result(job, "shutdown", "the server shut down mid-job"))
                 self._queue.task_done()
                 raise
             try:
@@ -161,9 +168,9 @@ class InProcessBus(Bus):
             over = True
             self._abandon_pool()
             reason = f"no result within {self.job_timeout_s:g} s (a pipeline stage is stuck)"
-            return failed_result(job, reason, sent)
+            return failed_result(job, "stuck", reason, sent)
         except Exception as exc:
-            return failed_result(job, f"worker error: {exc}")
+            return failed_result(job, "stage_error", f"worker error: {exc}")
         return JobResult(job, result)
 
     def _abandon_pool(self) -> None:
@@ -187,9 +194,11 @@ class InProcessBus(Bus):
                 await asyncio.wait_for(self._queue.join(), timeout_s)
         while not self._queue.empty():
             job = self._queue.get_nowait()
-            await self.on_result(failed_result(job, "the server shut down before this job ran"))
+            await self.on_result(
+                failed_result(job, "shutdown", "the server shut down before this job ran")
+            )
             self._queue.task_done()
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []
-        self._executor.shutdown(wait=self.abandoned_threads == 0)
+        self._executor.shutdown(wait=self.abandoned_threads == 0 and self.cut_off == 0)

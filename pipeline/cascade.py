@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.audio import Audio
-from pipeline.errors import StageError
-from pipeline.events import CaptionFinal, Stage, UtteranceDropped, UtteranceFailed
+from pipeline.errors import StageError, UnsupportedLanguageError, UnsupportedPairError
+from pipeline.events import CaptionFinal, DropReason, Stage, UtteranceDropped, UtteranceFailed
 from pipeline.metrics import SPEECH_SECONDS, UTTERANCES, timed_stage
 from pipeline.mt.routes import RoutedTranslator
 from pipeline.segmenter import Segment
 from pipeline.tts.base import SpeechSynthesizer
+
+UNSUPPORTED = (UnsupportedLanguageError, UnsupportedPairError)
 
 LOG = logging.getLogger(__name__)
 CaptionCallback = Callable[[CaptionFinal], None]
@@ -183,7 +185,7 @@ class Cascade:
             executor, self.process, utterance, list(targets), callback
         )
 
-    def _drop(self, result: CascadeResult, reason: str) -> CascadeResult:
+    def _drop(self, result: CascadeResult, reason: DropReason) -> CascadeResult:
         result.dropped = UtteranceDropped(utterance_id=result.utterance.utterance_id, reason=reason)
         UTTERANCES.labels("dropped").inc()
         return result
@@ -247,5 +249,6 @@ class Cascade:
             target_language=target,
             stage=stage,
             reason=reason,
+            cause="unsupported" if isinstance(exc, UNSUPPORTED) else "stage_error",
             recoverable=recoverable,
         )

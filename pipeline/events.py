@@ -7,11 +7,32 @@ CaptionFinal or UtteranceFailed. An utterance with no speech ends in UtteranceDr
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
+import typing
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Stage = Literal["vad", "asr", "mt", "tts", "lipsync", "bus", "floor"]
+# Why a segment produced no caption, on purpose: what the recognizer heard, or the floor.
+DropReason = Literal[
+    "no_speech",
+    "repetitive",
+    "hallucination",
+    "not_holding_floor",
+    "floor_queue_overflow",
+    "floor_released",
+    "speaker_left",
+]
+# What kind of failure ended a target (the `reason` says it in words).
+FailureCause = Literal[
+    "stage_error",  # a backend raised
+    "unsupported",  # no route or voice for this language
+    "stuck",  # no result by the job's deadline
+    "overloaded",  # the job queue was full
+    "unserved",  # no live worker serves this language or pair
+    "shutdown",  # the server stopped before or while the job ran
+    "poison",  # the job failed on several workers and was given up
+]
 
 
 class _Event(BaseModel):
@@ -47,6 +68,7 @@ class UtteranceFailed(_UtteranceEvent):
     target_language: str
     stage: Stage
     reason: str
+    cause: FailureCause = "stage_error"
     recoverable: bool = True
 
 
@@ -54,7 +76,7 @@ class UtteranceDropped(_UtteranceEvent):
     """A segment that produced no caption on purpose, e.g. no speech in it."""
 
     type: Literal["utterance.dropped"] = "utterance.dropped"
-    reason: str
+    reason: DropReason
     speaker: str = ""
 
 
@@ -132,3 +154,18 @@ RoomEvent = (
 PipelineEvent = Annotated[RoomEvent, Field(discriminator="type")]
 PIPELINE_EVENT: TypeAdapter[PipelineEvent] = TypeAdapter(PipelineEvent)
 TerminalEvent = CaptionFinal | UtteranceFailed
+
+
+def events_schema() -> dict[str, Any]:
+    """The JSON schema of every event a client receives: `client/events.schema.json` is this,
+    written by `dragoman events-schema` (a test fails when the two drift apart)."""
+    schema = PIPELINE_EVENT.json_schema(mode="serialization")
+    schema["title"] = "Dragoman room event"
+    return schema
+
+
+def event_types() -> list[str]:
+    """The `type` of every room event, sorted."""
+    return sorted(
+        str(member.model_fields["type"].default) for member in typing.get_args(RoomEvent)
+    )

@@ -168,7 +168,9 @@ class RedisBus(Bus):
     async def submit(self, job: Job) -> None:
         if len(self._pending) >= self.queue_size:
             BUS_JOBS.labels("overflow").inc()
-            await self.on_result(failed_result(job, "pipeline overloaded: job queue full"))
+            await self.on_result(
+                failed_result(job, "overloaded", "pipeline overloaded: job queue full")
+            )
             return
         unserved = self.workers.unserved(job.utterance.language, job.targets)
         if unserved:
@@ -192,7 +194,7 @@ class RedisBus(Bus):
     async def _fail_unserved(self, job: Job, unserved: dict[str, str]) -> None:
         for target, reason in unserved.items():
             BUS_JOBS.labels("unserved").inc()
-            await self.on_result(failed_result(replace(job, targets=(target,)), reason))
+            await self.on_result(failed_result(replace(job, targets=(target,)), "unserved", reason))
 
     async def _dispatch(self, pending: _Pending) -> None:
         header = JobHeader.of(
@@ -308,7 +310,9 @@ class RedisBus(Bus):
             reason = f"no result within {self.job_timeout_s:g} s (workers busy or gone)"
             for target in sorted(pending.remaining):
                 caption = pending.captions.get(target)
-                await self._final(pending, target, unfinished(pending.job, target, reason, caption))
+                await self._final(
+                    pending, target, unfinished(pending.job, target, "stuck", reason, caption)
+                )
 
     async def stop(self, timeout_s: float | None = None) -> None:
         """Wait (up to `timeout_s`, else the job timeout) for pending results, fail what is

@@ -437,6 +437,7 @@ class Worker:
                 target_language=target,
                 stage="bus",
                 reason=f"the job failed on {deliveries - 1} workers; given up",
+                cause="poison",
             )
             outputs.append(Output(reply_to, self._final(header.job_id, target, Translation(event))))
         return outputs

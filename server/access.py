@@ -28,6 +28,7 @@ ALGORITHM = "HS256"
 MIN_SECRET_CHARS = 32
 # Secrets copied from examples and tutorials, which an attacker would try first.
 KNOWN_SECRETS = {"secret", "changeme", "change-me", "dragoman", "password", "dev", "test"}
+CLOCK_SKEW_S = 30  # the minting machine's clock may run a little ahead or behind ours
 MAX_TTL_S = 30 * 86400  # the longest token `dragoman token` mints; a bar lasts this long
 
 
@@ -133,6 +134,7 @@ class RoomTokens(Access):
                 self._secret,
                 algorithms=[ALGORITHM],
                 options={"require": ["exp", "sub", "room", "role", "jti"]},
+                leeway=CLOCK_SKEW_S,
             )
             return RoomClaims.model_validate(payload)
         except jwt.ExpiredSignatureError:

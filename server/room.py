@@ -22,6 +22,7 @@ from pipeline.bus import Bus, Job, JobResult
 from pipeline.cascade import Utterance
 from pipeline.events import (
     CaptionFinal,
+    DropReason,
     FloorChanged,
     ParticipantsChanged,
     RoomEvent,
@@ -616,12 +617,12 @@ class Room:
             participant.held.popleft()
             self._drop(participant, participant.next_sequence(), "floor_queue_overflow")
 
-    def _drop_held(self, participant: Participant, reason: str) -> None:
+    def _drop_held(self, participant: Participant, reason: DropReason) -> None:
         while participant.held:
             participant.held.popleft()
             self._drop(participant, participant.next_sequence(), reason)
 
-    def _drop(self, participant: Participant, sequence: int, reason: str) -> None:
+    def _drop(self, participant: Participant, sequence: int, reason: DropReason) -> None:
         HELD_DROPPED.labels(reason).inc()
         event = UtteranceDropped(
             utterance_id=f"{self.id}/{participant.id}/{sequence}",

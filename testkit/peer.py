@@ -20,8 +20,10 @@ import numpy as np
 import numpy.typing as npt
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from pydantic import ValidationError
 
 from pipeline.audio import Samples
+from pipeline.events import PIPELINE_EVENT, CaptionFinal, RoomEvent, UtteranceFailed
 from pipeline.lipsync.video import rgb
 from pipeline.tasks import TaskSet
 
@@ -156,7 +158,9 @@ class Participant:
     pc: RTCPeerConnection = field(
         default_factory=lambda: RTCPeerConnection(RTCConfiguration(iceServers=[]))
     )
-    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # as JSON
+    received: list[tuple[float, RoomEvent]] = field(default_factory=list)  # as the typed events
+    unknown: list[str] = field(default_factory=list)  # messages outside the event vocabulary
     heard: ReceivedAudio = field(default_factory=ReceivedAudio)
     video_frames: int = 0
     lipsync: bool = True  # lip-synced video, or the speaker's original video
@@ -224,7 +228,26 @@ class Participant:
             await asyncio.sleep(0.02)
 
     def _on_message(self, message: str | bytes) -> None:
-        self.events.append((time.time(), json.loads(message)))
+        at = time.time()
+        try:
+            event = PIPELINE_EVENT.validate_json(message)
+        except ValidationError:
+            self.unknown.append(message if isinstance(message, str) else message.decode())
+            return
+        self.received.append((at, event))
+        self.events.append((at, json.loads(message)))
+
+    def finals(self, language: str | None = None) -> list[tuple[float, CaptionFinal]]:
+        """The final captions in `language` (default: this participant's), with arrival times."""
+        wanted = language or self.language
+        return [
+            (at, e)
+            for at, e in self.received
+            if isinstance(e, CaptionFinal) and e.target_language == wanted
+        ]
+
+    def failures(self) -> list[UtteranceFailed]:
+        return [e for _, e in self.received if isinstance(e, UtteranceFailed)]
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._tasks.spawn(self._receive(track), f"receive-{track.kind}-{self.name}")

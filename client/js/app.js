@@ -239,8 +239,6 @@ function onRoomEvent(event) {
       state.stats.onCaption(event, Date.now());
       renderStats();
       return showCaption(state.captions.apply(event), true);
-    case "caption.partial":
-      return showCaption(state.captions.apply(event), false);
     case "translation.status":
       $("translation-paused").hidden = !event.paused;
       return undefined;

@@ -1,4 +1,4 @@
-// Caption store: one entry per utterance and language, partial captions replaced by the final.
+// Caption store: one entry per utterance and language (a repeated final replaces its entry).
 // Pure (no DOM), so it is unit-tested with node's test runner.
 
 export class CaptionStore {
@@ -11,12 +11,11 @@ export class CaptionStore {
     return `${event.utterance_id}|${event.target_language}`;
   }
 
-  // Apply a caption.partial or caption.final event; returns the entry, or null for other events.
+  // Apply a caption.final event; returns the entry, or null for other events.
   apply(event) {
-    if (event.type !== "caption.partial" && event.type !== "caption.final") return null;
+    if (event.type !== "caption.final") return null;
     const key = CaptionStore.key(event);
     const known = this.byKey.get(key);
-    if (known && known.final) return known; // a late partial never overwrites a final
     const entry = {
       key,
       utteranceId: event.utterance_id,
@@ -26,7 +25,7 @@ export class CaptionStore {
       sourceText: event.source_text,
       targetLanguage: event.target_language,
       text: event.target_text,
-      final: event.type === "caption.final",
+      final: true,
       speechStart: event.speech_start_s,
       speechEnd: event.speech_end_s,
       speechEndAt: event.speech_end_at || 0,

@@ -7,19 +7,12 @@ const base = {
   target_language: "pt", speech_start_s: 1, speech_end_s: 2, speech_end_at: 100, emitted_at: 101,
 };
 
-test("a final replaces the partial of the same utterance and language", () => {
+test("a repeated final replaces its entry instead of adding one", () => {
   const store = new CaptionStore();
-  store.apply({ ...base, type: "caption.partial", target_text: "ol" });
   store.apply({ ...base, type: "caption.final", target_text: "olá" });
+  store.apply({ ...base, type: "caption.final", target_text: "olá!" });
   assert.equal(store.entries().length, 1);
-  assert.deepEqual([store.entries()[0].text, store.entries()[0].final], ["olá", true]);
-});
-
-test("a late partial never overwrites a final", () => {
-  const store = new CaptionStore();
-  store.apply({ ...base, type: "caption.final", target_text: "olá" });
-  store.apply({ ...base, type: "caption.partial", target_text: "o" });
-  assert.equal(store.entries()[0].text, "olá");
+  assert.deepEqual([store.entries()[0].text, store.entries()[0].final], ["olá!", true]);
 });
 
 test("languages and utterances are separate entries, in arrival order", () => {

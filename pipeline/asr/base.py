@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from pipeline.audio import Samples
+from pipeline.events import DropReason
 from pipeline.languages import LANGUAGE_NAMES
 
 
@@ -15,7 +16,7 @@ class Transcript:
 
     text: str
     language: str
-    dropped_reason: str | None = None
+    dropped_reason: DropReason | None = None
 
     @property
     def is_speech(self) -> bool:

@@ -16,6 +16,7 @@ from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.asr.models import WhisperSource
 from pipeline.audio import ASR_SAMPLE_RATE, Samples, sanitize
 from pipeline.errors import UnsupportedLanguageError
+from pipeline.events import DropReason
 
 # Phrases Whisper is known to produce from non-speech (credits, sign-offs of its training videos).
 _HALLUCINATIONS = re.compile(
@@ -33,7 +34,7 @@ class HallucinationGuard:
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
 
-    def rejects(self, segment: _DecodedSegment) -> str | None:
+    def rejects(self, segment: _DecodedSegment) -> DropReason | None:
         if segment.compression_ratio > self.compression_ratio_threshold:
             return "repetitive"
         silent = segment.no_speech_prob > self.no_speech_threshold
@@ -143,7 +144,7 @@ class WhisperRecognizer(SpeechRecognizer):
 
     def _keep_speech(self, segments: Iterable[Any], language: str) -> Transcript:
         kept: list[str] = []
-        reasons: list[str] = []
+        reasons: list[DropReason] = []
         for segment in segments:
             reason = self._guard.rejects(segment)
             if reason is None:
@@ -151,5 +152,5 @@ class WhisperRecognizer(SpeechRecognizer):
             else:
                 reasons.append(reason)
         text = " ".join(part for part in kept if part)
-        dropped = None if text else (reasons[0] if reasons else "no_speech")
+        dropped: DropReason | None = None if text else (reasons[0] if reasons else "no_speech")
         return Transcript(text=text, language=language, dropped_reason=dropped)
