@@ -29,6 +29,7 @@ from pipeline.audio import Audio, Samples
 from pipeline.bus import Bus, Job
 from pipeline.cascade import Cascade
 from pipeline.errors import StageError, UnsupportedPairError
+from pipeline.events import CaptionFinal
 from pipeline.lipsync.base import LipSyncer, Speech, VideoClip
 from pipeline.mt.base import Pair, Translator
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
@@ -368,3 +369,25 @@ class FakeMicrophone(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, 48000)
         self._pts += self.FRAME
         return frame
+
+
+def fake_caption(
+    utterance_id: str = "room/ana/0",
+    target: str = "pt",
+    text: str | None = None,
+    source: str = "en",
+    speech_end_at: float = 0.0,
+) -> CaptionFinal:
+    """A final caption as the cascade makes one (the speaker is the id's middle part)."""
+    return CaptionFinal(
+        utterance_id=utterance_id,
+        sequence=int(utterance_id.rsplit("/", 1)[-1]) if utterance_id.count("/") == 2 else 0,
+        speaker=utterance_id.split("/")[1] if utterance_id.count("/") == 2 else "ana",
+        source_language=source,
+        source_text="hello",
+        target_language=target,
+        target_text=text if text is not None else f"hello in {target}",
+        speech_start_s=0.0,
+        speech_end_s=1.0,
+        speech_end_at=speech_end_at,
+    )

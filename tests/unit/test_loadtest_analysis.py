@@ -11,6 +11,7 @@ from loadtest.runner import LoadTestError, check_slo, parse_slo
 from loadtest.schedule import conversation, room_languages
 from loadtest.speech import EncodedClip
 from pipeline.events import CaptionFinal, UtteranceFailed
+from testkit.fakes import fake_caption
 
 
 def clips() -> dict[str, list[EncodedClip]]:
@@ -46,18 +47,7 @@ def test_lost_finals_are_counted_by_utterance_and_listener() -> None:
     def event(kind: str, utterance: str, at: float = 10.0) -> dict[str, object]:
         typed: CaptionFinal | UtteranceFailed
         if kind == "caption.final":
-            typed = CaptionFinal(
-                utterance_id=utterance,
-                sequence=0,
-                speaker=utterance.split("/")[1],
-                source_language="en",
-                source_text="x",
-                target_language="pt",
-                target_text="x",
-                speech_start_s=0,
-                speech_end_s=1,
-                speech_end_at=9.0,
-            )
+            typed = fake_caption(utterance, "pt", speech_end_at=9.0)
         else:
             typed = UtteranceFailed(
                 utterance_id=utterance, target_language="pt", stage="mt", reason="broken"

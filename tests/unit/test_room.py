@@ -11,10 +11,11 @@ import pytest
 
 from pipeline.bus import JobResult
 from pipeline.cascade import CascadeResult, Translation
-from pipeline.events import CaptionFinal, UtteranceFailed
+from pipeline.events import UtteranceFailed
 from pipeline.segmenter import Segment
 from server.access import Grant
 from server.errors import BadRequest, Conflict, Forbidden
+from testkit.fakes import fake_caption
 from testkit.room_kit import LISTEN, room_kit, unit_settings
 
 
@@ -250,7 +251,7 @@ async def test_each_target_ends_in_one_terminal_event_for_its_listeners_only() -
         result = CascadeResult(job.utterance)
         for language in ("en", "pt"):
             result.translations[language] = Translation(
-                caption(job.utterance.utterance_id, language)
+                fake_caption(job.utterance.utterance_id, language)
             )
         result.translations["es"] = Translation(
             UtteranceFailed(
@@ -267,20 +268,6 @@ async def test_each_target_ends_in_one_terminal_event_for_its_listeners_only() -
             finals = channel.of_type("caption.final") + channel.of_type("utterance.failed")
             assert [e["target_language"] for e in finals] == [language]
         assert [c.target_language for c in kit.room.transcript] == ["en", "pt"]
-
-
-def caption(utterance_id: str, language: str) -> CaptionFinal:
-    return CaptionFinal(
-        utterance_id=utterance_id,
-        sequence=0,
-        speaker="ana",
-        source_language="en",
-        source_text="hello",
-        target_language=language,
-        target_text=f"hello in {language}",
-        speech_start_s=0.0,
-        speech_end_s=1.0,
-    )
 
 
 async def test_leaving_mid_speech_flushes_and_drops_held_speech_with_a_reason() -> None:

@@ -8,7 +8,7 @@ import pytest
 from pipeline.audio import Audio
 from pipeline.bus import Job
 from pipeline.cascade import Utterance
-from pipeline.events import CaptionFinal, UtteranceDropped
+from pipeline.events import UtteranceDropped
 from pipeline.segmenter import Segment
 from pipeline.wire import (
     JobHeader,
@@ -21,6 +21,7 @@ from pipeline.wire import (
     read_result,
     result_fields,
 )
+from testkit.fakes import fake_caption
 
 
 def encoded(fields: dict[str, object]) -> dict[bytes, bytes]:
@@ -50,17 +51,7 @@ def test_pcm_is_clipped_and_nan_free() -> None:
 
 
 def test_results_carry_their_event_type_and_speech() -> None:
-    caption = CaptionFinal(
-        utterance_id="u",
-        sequence=0,
-        speaker="ana",
-        source_language="en",
-        source_text="hi",
-        target_language="pt",
-        target_text="oi",
-        speech_start_s=0,
-        speech_end_s=1,
-    )
+    caption = fake_caption("u", "pt", "oi")
     speech = Audio(np.zeros(480, np.float32), 48000)
     header = ResultHeader(kind="final", job_id="j", target="pt", event=caption, speech_rate=48000)
     back, audio = read_result(encoded(result_fields(header, speech)))
