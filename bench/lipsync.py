@@ -117,7 +117,7 @@ class _CascadeWithLipSync:
             return None
         assert isinstance(translation.event, CaptionFinal)
         voice = self.models.voices.voice(self.target)
-        return speech_for(voice, translation.event.target_text, translation.speech)
+        return speech_for(voice, translation.event.target_text, translation.speech, self.target)
 
 
 def bench_tau(models: Models, videos: list[Path], target: str, step: Step) -> dict[str, Any]:

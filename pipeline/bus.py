@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from pipeline.audio import Audio
 from pipeline.cascade import Cascade, CascadeResult, Translation, Utterance
 from pipeline.events import CaptionFinal, FailureCause, UtteranceFailed
 from pipeline.metrics import ABANDONED_THREADS, STAGE_FAILURES
@@ -32,6 +33,11 @@ class Job:
     speech_end_at: float = 0.0
     recipient: str | None = None  # all-pairs baseline: this job's events go to one participant
     plays: bool = True  # its translated speech goes to the language's playout
+    voices: tuple[tuple[str, str], ...] = ()  # (language, voice) chosen for this speaker
+
+    @property
+    def voice_map(self) -> dict[str, str]:
+        return dict(self.voices)
 
 
 @dataclass
@@ -42,6 +48,7 @@ class JobResult:
 
 ResultHandler = Callable[[JobResult], Awaitable[None]]
 CaptionHandler = Callable[[Job, CaptionFinal], None]
+ClauseHandler = Callable[[Job, str, Audio], None]  # a clause of a target's speech, as it is made
 
 
 class Bus(ABC):
@@ -102,6 +109,7 @@ class InProcessBus(Bus):
     queue_size: int = 64
     threads: int = 2
     on_caption: CaptionHandler | None = None
+    on_clause: ClauseHandler | None = None
     job_timeout_s: float = 30.0
     abandoned_threads: int = 0
     cut_off: int = 0  # jobs stopped mid-run by stop()
@@ -158,7 +166,13 @@ class InProcessBus(Bus):
             if self.on_caption is not None:
                 self.on_caption(job, caption)
 
-        work = self.cascade.process_async(job.utterance, job.targets, self._executor, send_caption)
+        def send_clause(language: str, clause: Audio) -> None:
+            if not over and self.on_clause is not None:
+                self.on_clause(job, language, clause)
+
+        work = self.cascade.process_async(
+            job.utterance, job.targets, self._executor, send_caption, job.voice_map, send_clause
+        )
         try:
             result = await asyncio.wait_for(work, self.job_timeout_s)
         except asyncio.CancelledError:

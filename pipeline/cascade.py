@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.audio import Audio
@@ -22,6 +24,8 @@ UNSUPPORTED = (UnsupportedLanguageError, UnsupportedPairError)
 
 LOG = logging.getLogger(__name__)
 CaptionCallback = Callable[[CaptionFinal], None]
+ClauseCallback = Callable[[str, Audio], None]  # (target language, one clause of its speech)
+Voices = Mapping[str, str]  # target language → the voice that speaks it (else its default)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Translation:
     delivered: bool = False  # the caption already went out before the speech was made
     mt_s: float = 0.0
     tts_s: float = 0.0
+    first_audio_s: float = 0.0  # text in → first clause out
 
 
 @dataclass
@@ -107,8 +112,11 @@ class Cascade:
         utterance: Utterance,
         targets: Iterable[str],
         on_caption: CaptionCallback | None = None,
+        voices: Voices | None = None,
+        on_clause: ClauseCallback | None = None,
     ) -> CascadeResult:
-        """ASR once, then per target: MT (its caption handed to `on_caption` at once), then TTS."""
+        """ASR once, then per target: MT (its caption handed to `on_caption` at once), then TTS
+        with the target's voice in `voices`, each clause handed to `on_clause` as it is made."""
         targets = list(dict.fromkeys(targets))
         result = self.recognize(utterance, targets)
         if result.transcript is None or not result.transcript.is_speech:
@@ -121,8 +129,8 @@ class Cascade:
                 on_caption(translation.event)
                 translation.delivered = True
         if self._synthesize:
-            for translation in result.translations.values():
-                self.dub(utterance.said, translation)
+            for target, translation in result.translations.items():
+                self.dub(utterance.said, translation, (voices or {}).get(target), on_clause)
         UTTERANCES.labels("translated").inc()
         return result
 
@@ -170,19 +178,20 @@ class Cascade:
         utterance: Utterance,
         targets: Iterable[str],
         executor: Executor | None = None,
-        on_caption: Callable[[CaptionFinal], None] | None = None,
+        on_caption: CaptionCallback | None = None,
+        voices: Voices | None = None,
+        on_clause: ClauseCallback | None = None,
     ) -> CascadeResult:
-        """The same work on an executor thread, so the event loop stays free. `on_caption` is
-        called on the event loop, as soon as each caption exists."""
+        """The same work on an executor thread, so the event loop stays free. `on_caption` and
+        `on_clause` are called on the event loop, as soon as each caption or clause exists."""
         loop = asyncio.get_running_loop()
-
-        def from_worker(event: CaptionFinal) -> None:
-            if on_caption is not None:
-                loop.call_soon_threadsafe(on_caption, event)
-
-        callback = from_worker if on_caption is not None else None
+        caption_callback = _on_loop(loop, on_caption)
+        clause_callback = _on_loop(loop, on_clause)
         return await loop.run_in_executor(
-            executor, self.process, utterance, list(targets), callback
+            executor,
+            lambda: self.process(
+                utterance, list(targets), caption_callback, voices, clause_callback
+            ),
         )
 
     def _drop(self, result: CascadeResult, reason: DropReason) -> CascadeResult:
@@ -203,9 +212,16 @@ class Cascade:
         caption = self._caption(utterance, text, target, translated, route.describe())
         return Translation(caption, mt_s=mt_elapsed[0])
 
-    def dub(self, utterance: Said, translation: Translation) -> None:
-        """Speech for a caption. A voice that fails leaves the caption (the terminal event) as it
-        is, without speech; the failure is counted in dragoman_stage_failures_total{stage="tts"}."""
+    def dub(
+        self,
+        utterance: Said,
+        translation: Translation,
+        voice: str | None = None,
+        on_clause: ClauseCallback | None = None,
+    ) -> None:
+        """Speech for a caption, clause by clause (each to `on_clause` as it is made). A voice
+        that fails keeps what it said so far and leaves the caption (the terminal event) as it
+        is; the failure is counted in dragoman_stage_failures_total{stage="tts"}."""
         event = translation.event
         if (
             not isinstance(event, CaptionFinal)
@@ -213,14 +229,22 @@ class Cascade:
             or not event.target_text
         ):
             return
+        language, started = event.target_language, time.perf_counter()
+        spoken: list[Audio] = []
         try:
-            with timed_stage("tts", event.target_language) as tts_elapsed:
-                translation.speech = self._synthesizer.synthesize(
-                    event.target_text, event.target_language
-                )
+            with timed_stage("tts", language) as tts_elapsed:
+                for clause in self._synthesizer.clauses(event.target_text, language, voice):
+                    if not spoken:
+                        translation.first_audio_s = time.perf_counter() - started
+                    spoken.append(clause)
+                    if on_clause is not None:
+                        on_clause(language, clause)
             translation.tts_s = tts_elapsed[0]
-        except Exception:
-            LOG.exception("tts failed for %s in %s", utterance.utterance_id, event.target_language)
+        except Exception as exc:
+            LOG.warning("tts failed for %s in %s: %s", utterance.utterance_id, language, exc)
+        if spoken:
+            samples = np.concatenate([clause.samples for clause in spoken])
+            translation.speech = Audio(samples, spoken[0].sample_rate)
 
     @staticmethod
     def _caption(
@@ -252,3 +276,16 @@ class Cascade:
             cause="unsupported" if isinstance(exc, UNSUPPORTED) else "stage_error",
             recoverable=recoverable,
         )
+
+
+def _on_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None] | None
+) -> Callable[..., None] | None:
+    """A callback that worker threads may call: it runs on `loop`."""
+    if callback is None:
+        return None
+
+    def from_worker(*args: object) -> None:
+        loop.call_soon_threadsafe(callback, *args)
+
+    return from_worker

@@ -166,6 +166,4 @@ def events_schema() -> dict[str, Any]:
 
 def event_types() -> list[str]:
     """The `type` of every room event, sorted."""
-    return sorted(
-        str(member.model_fields["type"].default) for member in typing.get_args(RoomEvent)
-    )
+    return sorted(str(member.model_fields["type"].default) for member in typing.get_args(RoomEvent))

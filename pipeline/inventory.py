@@ -7,9 +7,9 @@ from typing import Any
 from pipeline.asr.models import resolve_whisper
 from pipeline.errors import DragomanError
 from pipeline.languages import LANGUAGE_NAMES
-from pipeline.models import build_translator
+from pipeline.models import build_translator, voice_context
 from pipeline.settings import Settings
-from pipeline.tts.voices import VoiceTable, build_voice
+from pipeline.tts.voices import build_voice, voice_specs
 
 
 def _asr_rows(settings: Settings) -> list[dict[str, Any]]:
@@ -41,29 +41,25 @@ def _asr_rows(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _tts_rows(settings: Settings) -> list[dict[str, Any]]:
-    table = VoiceTable(settings.tts_voices, settings.tts_sample_rate)
+    """One row per voice (a language's first is its default), usable or not, and why."""
     rows = []
-    for language in table.languages:
-        try:
-            voice = build_voice(table.specs[language])
-        except DragomanError as exc:
+    context = voice_context(settings)
+    for language, specs in sorted(voice_specs(settings.tts_voices).items()):
+        for index, spec in enumerate(specs):
+            try:
+                voice = build_voice(spec, context)
+                origin = voice.origin
+                voice.close()
+            except DragomanError as exc:
+                origin = str(exc)
             rows.append(
                 {
                     "stage": "tts",
-                    "backend": table.specs[language],
+                    "backend": f"{spec}{' (default)' if index == 0 else ''}",
                     "languages": [language],
-                    "origin": str(exc),
+                    "origin": origin,
                 }
             )
-            continue
-        rows.append(
-            {
-                "stage": "tts",
-                "backend": f"{voice.name} ({table.specs[language]})",
-                "languages": [language],
-                "origin": voice.origin,
-            }
-        )
     return rows
 
 

@@ -18,7 +18,7 @@ from pipeline.mt.ctranslate2_backend import CTranslate2Translator
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.segmenter import SegmenterConfig
 from pipeline.settings import Settings
-from pipeline.tts.voices import VoiceTable
+from pipeline.tts.voices import VoiceContext, VoiceTable
 from pipeline.vad import SileroDetector, VoiceActivityDetector
 
 
@@ -66,6 +66,12 @@ def build_translator(settings: Settings) -> RoutedTranslator:
     return RoutedTranslator(RoutePlanner(backends))
 
 
+def voice_context(settings: Settings) -> VoiceContext:
+    return VoiceContext(
+        settings.cache_dir, settings.assets_dir, settings.tts_device, settings.inference_threads
+    )
+
+
 def segmenter_config(settings: Settings) -> SegmenterConfig:
     return SegmenterConfig(
         threshold=settings.vad_threshold,
@@ -104,7 +110,11 @@ class Models:
     def voices(self) -> VoiceTable:
         with self._lock:
             if self._voices is None:
-                self._voices = VoiceTable(self.settings.tts_voices, self.settings.tts_sample_rate)
+                self._voices = VoiceTable(
+                    self.settings.tts_voices,
+                    self.settings.tts_sample_rate,
+                    voice_context(self.settings),
+                )
             return self._voices
 
     def new_vad(self) -> VoiceActivityDetector:
@@ -116,6 +126,9 @@ class Models:
             if self._translator is not None:
                 self._translator.close()
                 self._translator = None
+            if self._voices is not None:
+                self._voices.close()
+                self._voices = None
 
 
 _shared: dict[int, Models] = {}

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.assets import default_assets_dir
 from pipeline.lipsync.model_dir import load_model_config
 
 
@@ -70,9 +71,16 @@ class Settings(BaseSettings):
 
     # TTS
     tts_voices: dict[str, str] = Field(
-        default_factory=dict, description="language → 'piper:PATH' or 'espeak:VOICE'"
+        default_factory=dict,
+        description="language → voice(s): 'kokoro:NAME', 'festival:VOICE', 'piper:PATH', "
+        "'espeak:VOICE', comma-separated for several",
     )
     tts_sample_rate: int = Field(48000, description="output rate (48 kHz for WebRTC)")
+    tts_device: Literal["cpu", "cuda"] = Field("cpu", description="where Kokoro runs")
+    assets_dir: Path = Field(
+        default_factory=default_assets_dir,
+        description="voices and the speaker embedder that `make setup` installs",
+    )
 
     # Gateway
     host: str = "127.0.0.1"

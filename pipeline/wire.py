@@ -51,6 +51,7 @@ class JobHeader(_Wire):
     speech_end_at: float = 0.0
     recipient: str | None = None
     plays: bool = True
+    voices: dict[str, str] = Field(default_factory=dict)  # language → the speaker's voice
     submitted_at: float = Field(default_factory=time.time)
 
     @classmethod
@@ -75,6 +76,7 @@ class JobHeader(_Wire):
             speech_end_at=job.speech_end_at,
             recipient=job.recipient,
             plays=job.plays,
+            voices=job.voice_map,
         )
 
     def utterance(self, samples: Samples) -> Utterance:

@@ -404,7 +404,8 @@ class Worker:
                 maxlen=self.settings.bus_stream_maxlen,
                 approximate=True,
             )
-            await self._in_thread(lambda: self._cascade.dub(said, translation))
+            voice = header.voices.get(target)
+            await self._in_thread(lambda: self._cascade.dub(said, translation, voice))
         final = self._final(header.job_id, target, translation, job.asr_s)
         await self._complete(stream, entry_id, dedup, [Output(reply_to, final)])
 

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from pipeline.audio import Audio
 from pipeline.bus import Bus, InProcessBus, Job, JobResult
 from pipeline.cascade import Cascade
 from pipeline.errors import DragomanError
@@ -68,6 +69,7 @@ def _in_process_bus(settings: Settings, models: Models, sink: ResultSink) -> Bus
         settings.bus_queue_size,
         settings.inference_threads,
         on_caption=sink.deliver_caption,
+        on_clause=sink.deliver_clause,
         job_timeout_s=settings.bus_job_timeout_s,
     )
 
@@ -99,6 +101,10 @@ class ResultSink:
     def deliver_caption(self, job: Job, caption: CaptionFinal) -> None:
         assert self.registry is not None
         self.registry.deliver_caption(job, caption)
+
+    def deliver_clause(self, job: Job, language: str, clause: Audio) -> None:
+        assert self.registry is not None
+        self.registry.deliver_clause(job, language, clause)
 
     def announce(self, status: TranslationStatus) -> None:
         if self.registry is not None:

@@ -19,9 +19,8 @@ from av.video.reformatter import VideoReformatter
 from prometheus_client import Counter
 
 from pipeline.audio import Audio, Samples
-from pipeline.errors import DragomanError
 from pipeline.lipsync.base import LipSyncer, PhonemeTiming, Speech, VideoClip
-from pipeline.lipsync.phonemes import espeak_phonemes
+from pipeline.lipsync.phonemes import dub_phonemes
 from pipeline.lipsync.video import rgb
 from pipeline.metrics import timed_stage
 from pipeline.settings import Settings
@@ -45,15 +44,10 @@ class DubbedText:
     voice: str  # the voice spec, e.g. 'espeak:pt-br' or 'piper:shipped'
 
 
-def phonemes(said: DubbedText) -> tuple[PhonemeTiming, ...]:
-    """espeak-ng voices give phoneme timings; other voices: () and the mouth follows loudness."""
+def phonemes(said: DubbedText, duration_s: float) -> tuple[PhonemeTiming, ...]:
+    """The dub's phoneme timings: an espeak-ng voice's own, else espeak-ng's stretched to it."""
     engine, _, voice = said.voice.partition(":")
-    if engine != "espeak" or not said.text.strip():
-        return ()
-    try:
-        return espeak_phonemes(said.text, voice)
-    except DragomanError:
-        return ()
+    return dub_phonemes(said.text, said.language, voice if engine == "espeak" else None, duration_s)
 
 
 def render(
@@ -68,7 +62,8 @@ def render(
     scaler = VideoReformatter()  # the frames' own may be in use by an encoder's thread
     images = [rgb(f, size, scaler) for f in frames]
     with timed_stage("lipsync", syncer.name):
-        drive = Speech(Audio(speech, SAMPLE_RATE), phonemes(said))
+        audio = Audio(speech, SAMPLE_RATE)
+        drive = Speech(audio, phonemes(said, audio.duration_s))
         return syncer.sync(VideoClip(images, fps), drive)
 
 

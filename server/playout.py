@@ -42,11 +42,19 @@ class DelayEstimate:
 
 @dataclass
 class Dub:
-    """One segment's translated speech and, once lip-synced, the video that speaks it."""
+    """One segment's translated speech and, once lip-synced, the video that speaks it. A dub
+    made clause by clause starts playing on its first clause and grows until `complete`."""
 
     speech: Samples
     video: VideoClip | None = None
     awaiting_video: bool = False  # its lip-synced video is being made: it waits (bounded)
+    complete: bool = True
+
+    def extend(self, more: Samples) -> None:
+        self.speech = np.concatenate([self.speech, more])
+
+    def finish(self) -> None:
+        self.complete = True
 
     def frame_at(self, position: int) -> Frame | None:
         """The video frame that goes with the speech at sample `position`."""
@@ -84,12 +92,13 @@ class Playout:
     def playing(self) -> bool:
         return self._current is not None
 
-    def add(self, speech: Samples) -> Dub:
+    def add(self, speech: Samples, complete: bool = True) -> Dub:
         """Queue a segment's speech (48 kHz mono); over the bound the oldest queued is dropped.
-        The returned dub takes its lip-synced video when that is ready."""
+        The returned dub takes its lip-synced video when that is ready, and, when not
+        `complete`, the rest of its clauses."""
         if self._current is None and not self._queue and not self._starved:
             self._wait_frames = round(self.delay.delay_s / FRAME_S)
-        dub = Dub(speech)
+        dub = Dub(speech, complete=complete)
         self._queue.append(dub)
         while self.buffered_s > self.max_buffered_s and len(self._queue) > 1:
             self.dropped_s += len(self._queue.popleft().speech) / SAMPLE_RATE
@@ -121,18 +130,21 @@ class Playout:
             frame[filled : filled + take] = speech[self._position : self._position + take]
             filled += take
             self._position += take
-            if self._position >= len(speech):
-                self._current = None
+            self._starved = self._starved and take == 0
+            if self._position < len(speech):
+                continue
+            if not self._current.complete:  # its next clause is still being spoken
+                self._run_dry()
+                break
+            self._current = None
         if filled == 0:
             return None
         return frame
 
     def _load_next(self) -> bool:
         if not self._queue:
-            # Ran dry while translations are still on their way: a stall, counted once.
-            if self.pending_jobs > 0 and not self._starved:
-                self.stalls += 1
-                self._starved = True
+            if self.pending_jobs > 0:  # translations are still on their way
+                self._run_dry()
             return False
         if self._queue[0].awaiting_video and self._video_waited * FRAME_S < self.max_video_wait_s:
             # Sound waits for its picture, so that the two start together (bounded: after the
@@ -142,3 +154,9 @@ class Playout:
         self._current, self._position, self._starved = self._queue.popleft(), 0, False
         self._video_waited = 0
         return True
+
+    def _run_dry(self) -> None:
+        """Nothing to play while speech is on its way: a stall, counted once per gap."""
+        if not self._starved:
+            self.stalls += 1
+            self._starved = True

@@ -17,7 +17,7 @@ import av
 from aiortc.mediastreams import MediaStreamTrack
 from prometheus_client import Counter, Gauge
 
-from pipeline.audio import Samples
+from pipeline.audio import Audio, Samples
 from pipeline.bus import Bus, Job, JobResult
 from pipeline.cascade import Utterance
 from pipeline.events import (
@@ -120,6 +120,7 @@ class Room:
         self._ticker: asyncio.Task[None] | None = None
         self._chores = TaskSet()
         self._signalling = KeyedLocks()  # one negotiation at a time per identity
+        self._streaming: dict[tuple[str, str], Dub] = {}  # dubs still being spoken
         self.closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -686,15 +687,17 @@ class Room:
                 )
         for language in job.targets:
             translation = result.translations.get(language)
+            streamed = self._streaming.pop((job.utterance.utterance_id, language), None)
+            if streamed is not None:
+                streamed.finish()
             channel = self.channels.get(language)
-            dubbed = job.plays and language != job.utterance.language
-            if channel is not None and dubbed and channel.playout is not None:
+            if channel is not None and self._plays(job, language) and channel.playout is not None:
                 channel.playout.pending_jobs = max(0, channel.playout.pending_jobs - 1)
                 if translation is not None and translation.speech is not None:
                     channel.playout.delay.observe(
                         result.processing_s, job.utterance.segment.duration_s
                     )
-                    dub = channel.playout.add(translation.speech.samples)
+                    dub = streamed or channel.playout.add(translation.speech.samples)
                     if isinstance(translation.event, CaptionFinal):
                         self._lipsync(job, translation.event, dub)
             if translation is None or translation.delivered:
@@ -704,6 +707,24 @@ class Room:
                 self.deliver_caption(job, event)
             else:
                 self._deliver(job, language, event)
+
+    @staticmethod
+    def _plays(job: Job, language: str) -> bool:
+        """The job's speech in `language` goes to that language's playout."""
+        return job.plays and language != job.utterance.language
+
+    def deliver_clause(self, job: Job, language: str, clause: Audio) -> None:
+        """A clause of a dub, as soon as it is spoken: the first starts the dub playing (after
+        the playout's delay), the next ones extend it, the job's result completes it."""
+        channel = self.channels.get(language)
+        if not self._plays(job, language) or channel is None or channel.playout is None:
+            return
+        key = (job.utterance.utterance_id, language)
+        streaming = self._streaming.get(key)
+        if streaming is None:
+            self._streaming[key] = channel.playout.add(clause.samples, complete=False)
+        else:
+            streaming.extend(clause.samples)
 
     def _lipsync(self, job: Job, caption: CaptionFinal, dub: Dub) -> None:
         """Video for the dub, when someone watches this language lip-synced."""
@@ -718,7 +739,7 @@ class Room:
         end = job.speech_end_at + (segment.end_s - voiced_until)
         frames = speaker.video_history.between(start, end)
         dub.awaiting_video = bool(frames)  # from now: the sync task clears it when done
-        voice = voice_specs(self.settings.tts_voices).get(language, "")
+        voice = voice_specs(self.settings.tts_voices).get(language, ("",))[0]
         said = DubbedText(caption.target_text, language, voice)
         self._chore(self.lip_video.sync(dub, frames, said), f"lipsync-{language}")
 

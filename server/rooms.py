@@ -7,6 +7,7 @@ import re
 
 from prometheus_client import Gauge
 
+from pipeline.audio import Audio
 from pipeline.bus import Job, JobResult
 from pipeline.events import CaptionFinal, ServerClosing, TranslationStatus
 from server.directory import RoomDirectory
@@ -123,6 +124,11 @@ class RoomRegistry:
         room = self.rooms.get(job.room_id)
         if room is not None:
             room.deliver_caption(job, caption)
+
+    def deliver_clause(self, job: Job, language: str, clause: Audio) -> None:
+        room = self.rooms.get(job.room_id)
+        if room is not None:
+            room.deliver_clause(job, language, clause)
 
     async def flush_all(self) -> None:
         """End every inbound stream's open segment, so it is submitted before the bus drains."""

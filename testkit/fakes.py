@@ -152,7 +152,7 @@ class FakeVoice(SpeechSynthesizer):
         self.failing = failing or {}
         self.timeline = timeline if timeline is not None else []
 
-    def synthesize(self, text: str, language: str) -> Audio:
+    def synthesize(self, text: str, language: str, voice: str | None = None) -> Audio:
         self.timeline.append(f"tts:{language}")
         if language in self.stuck:
             self.stuck[language].wait()

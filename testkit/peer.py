@@ -252,7 +252,6 @@ class Participant:
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._tasks.spawn(self._receive(track), f"receive-{track.kind}-{self.name}")
 
-
     async def _receive(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:

@@ -5,7 +5,6 @@ validation can import `model_dir` without loading dlib or OpenCV):
 
 - `factory.build_lipsyncer(settings) -> LipSyncer`: the configured backend, built once per
   process; `LipSyncer.sync(clip, speech) -> VideoClip` is blocking and thread-safe.
-- `phonemes.speech_for(voice, text, audio) -> Speech`: TTS output with phoneme timings when the
-  voice is espeak-ng (`espeak_phonemes(text, voice)`), else without (the mouth follows loudness).
-- `bench.bench_lipsync(models, face_dir, step)`: `dragoman bench lipsync`.
+- `phonemes.speech_for(voice, text, audio, language) -> Speech`: TTS output with phoneme
+  timings: an espeak-ng voice's own, else espeak-ng's stretched to the dub (`dub_phonemes`).
 """

@@ -18,148 +18,17 @@ model's hop, 256 samples ≈ 12 ms at 22.05 kHz); `piper_phonemes` turns them in
 
 from __future__ import annotations
 
-import ctypes
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
 
 from pipeline.audio import Audio
-from pipeline.errors import ModelUnavailableError, StageError
+from pipeline.errors import DragomanError
 from pipeline.lipsync.base import PhonemeTiming, Speech
 from pipeline.tts.base import SpeechSynthesizer
-from pipeline.tts.espeak import EspeakSynthesizer
-
-# speak_lib.h
-_SYNCHRONOUS = 2
-_PHONEME_EVENTS, _PHONEME_IPA, _DONT_EXIT = 0x0001, 0x0002, 0x8000
-_CHARS_UTF8, _POS_CHARACTER = 1, 1
-_EVENT_END_OF_LIST, _EVENT_MSG_TERMINATED, _EVENT_PHONEME = 0, 6, 7
-
-
-class _EventId(ctypes.Union):
-    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
-
-
-class _Event(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", _EventId),
-    ]
-
-
-class _VoiceSpec(ctypes.Structure):
-    _fields_ = [
-        ("name", ctypes.c_char_p),
-        ("languages", ctypes.c_char_p),
-        ("identifier", ctypes.c_char_p),
-        ("gender", ctypes.c_ubyte),
-        ("age", ctypes.c_ubyte),
-        ("variant", ctypes.c_ubyte),
-        ("xx1", ctypes.c_ubyte),
-        ("score", ctypes.c_int),
-        ("spare", ctypes.c_void_p),
-    ]
-
-
-_Callback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
-
-
-@dataclass
-class _Take:
-    """What one synthesis produced: audio chunks, and (name, start sample) per phoneme."""
-
-    chunks: list[np.ndarray[Any, np.dtype[np.int16]]] = field(default_factory=list)
-    marks: list[tuple[str, int]] = field(default_factory=list)
-    end: int = 0
-
-
-class _Espeak:
-    """libespeak-ng, initialised once per process. The library is one global synthesiser: every
-    call holds the lock."""
-
-    def __init__(self) -> None:
-        try:
-            self._lib = ctypes.CDLL("libespeak-ng.so.1")
-        except OSError as exc:
-            raise ModelUnavailableError(
-                "libespeak-ng is not installed (apt-get install espeak-ng)"
-            ) from exc
-        self._lib.espeak_Initialize.argtypes = [
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_char_p,
-            ctypes.c_int,
-        ]
-        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self._lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(_VoiceSpec)]
-        self._lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
-        ]  # fmt: skip
-        options = _PHONEME_EVENTS | _PHONEME_IPA | _DONT_EXIT
-        self.sample_rate = int(self._lib.espeak_Initialize(_SYNCHRONOUS, 0, None, options))
-        if self.sample_rate <= 0:
-            raise ModelUnavailableError(
-                "libespeak-ng failed to initialise (is its data installed?)"
-            )
-        self._lock = threading.Lock()
-        self._take = _Take()
-        self._callback = _Callback(self._collect)  # kept referenced: the library calls it later
-        self._lib.espeak_SetSynthCallback(self._callback)
-
-    def _collect(self, wav: Any, count: int, events: Any) -> int:
-        if count > 0 and wav:
-            self._take.chunks.append(np.ctypeslib.as_array(wav, (count,)).copy())
-        index = 0
-        while events[index].type != _EVENT_END_OF_LIST:
-            event = events[index]
-            if event.type == _EVENT_PHONEME:
-                name = event.id.string.decode("utf-8", errors="ignore")
-                self._take.marks.append((name, event.sample))
-            elif event.type == _EVENT_MSG_TERMINATED:
-                self._take.end = event.sample
-            index += 1
-        return 0
-
-    def _select(self, voice: str) -> None:
-        """By voice name, else by language ('fr-fr'), as the espeak-ng command does."""
-        name = voice.encode("utf-8")
-        if self._lib.espeak_SetVoiceByName(name) == 0:
-            return
-        spec = _VoiceSpec(languages=name)
-        if self._lib.espeak_SetVoiceByProperties(ctypes.byref(spec)) != 0:
-            raise ModelUnavailableError(f"espeak-ng has no voice {voice!r}")
-
-    def synthesize(self, text: str, voice: str) -> _Take:
-        data = text.encode("utf-8") + b"\0"
-        with self._lock:
-            self._select(voice)
-            self._take = _Take()
-            status = self._lib.espeak_Synth(
-                data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-            )
-            self._lib.espeak_Synchronize()
-            take = self._take
-        if status != 0:
-            raise StageError("tts", f"libespeak-ng could not synthesise (status {status})")
-        return take
-
-
-@cache
-def _espeak() -> _Espeak:
-    return _Espeak()
+from pipeline.tts.espeak import ESPEAK_VOICES, EspeakSynthesizer
+from pipeline.tts.espeak_library import espeak_library
 
 
 def _timings(marks: list[tuple[str, int]], end: int, rate: int) -> tuple[PhonemeTiming, ...]:
@@ -175,8 +44,8 @@ def _timings(marks: list[tuple[str, int]], end: int, rate: int) -> tuple[Phoneme
 def espeak_speech(text: str, voice: str) -> Speech:
     """Speak `text` with an espeak-ng voice (e.g. 'es', 'pt-br'): audio and phoneme timings from
     the same synthesis. Phoneme names are IPA ('a', 'ð', 'tʃ'); pauses have an empty name."""
-    take = _espeak().synthesize(text, voice)
-    rate = _espeak().sample_rate
+    take = espeak_library().synthesize(text, voice)
+    rate = espeak_library().sample_rate
     pcm = np.concatenate(take.chunks) if take.chunks else np.zeros(0, np.int16)
     audio = Audio(pcm.astype(np.float32) / 32768.0, rate)
     return Speech(audio, _timings(take.marks, max(take.end, len(pcm)), rate))
@@ -219,9 +88,32 @@ def piper_phonemes(chunks: Iterable[_PiperChunk]) -> tuple[PhonemeTiming, ...]:
     return tuple(timings)
 
 
-def speech_for(voice: SpeechSynthesizer, text: str, audio: Audio) -> Speech:
-    """`audio` (what `voice` made of `text`, at any rate) with phoneme timings when the engine
-    can tell them (espeak-ng), else without: the lip-sync then follows the audio's loudness."""
-    if isinstance(voice, EspeakSynthesizer) and text.strip():
-        return Speech(audio, espeak_phonemes(text, voice.voice))
-    return Speech(audio)
+def stretched(timings: tuple[PhonemeTiming, ...], duration_s: float) -> tuple[PhonemeTiming, ...]:
+    """The same phonemes in the same proportions, lasting `duration_s` in all."""
+    if not timings or timings[-1].end_s <= 0:
+        return ()
+    scale = duration_s / timings[-1].end_s
+    return tuple(PhonemeTiming(t.phoneme, t.start_s * scale, t.end_s * scale) for t in timings)
+
+
+def dub_phonemes(
+    text: str, language: str, espeak_voice: str | None, duration_s: float
+) -> tuple[PhonemeTiming, ...]:
+    """Phoneme timings for a dub: exact for an espeak-ng voice (`espeak_voice`), else espeak-ng's
+    timings for the language stretched to the dub (Kokoro, Festival and Piper say the same
+    phonemes at their own pace); () when the language has no espeak-ng voice."""
+    voice = espeak_voice or ESPEAK_VOICES.get(language)
+    if voice is None or not text.strip():
+        return ()
+    try:
+        timings = espeak_phonemes(text, voice)
+    except DragomanError:
+        return ()
+    return timings if espeak_voice is not None else stretched(timings, duration_s)
+
+
+def speech_for(voice: SpeechSynthesizer, text: str, audio: Audio, language: str) -> Speech:
+    """`audio` (what `voice` made of `text`, at any rate) with phoneme timings (see
+    `dub_phonemes`); without them the lip-sync follows the audio's loudness."""
+    own = voice.voice if isinstance(voice, EspeakSynthesizer) else None
+    return Speech(audio, dub_phonemes(text, language, own, audio.duration_s))

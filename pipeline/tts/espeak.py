@@ -11,6 +11,20 @@ from pipeline.audio import Audio, read_wav_bytes
 from pipeline.errors import ModelUnavailableError, StageError
 from pipeline.tts.base import SpeechSynthesizer
 
+# The espeak-ng voice of each language: for languages nothing better speaks, for phonemes (what
+# Kokoro reads) and for phoneme timings (lip-sync visemes) of any voice.
+ESPEAK_VOICES = {
+    "en": "en-us",
+    "pt": "pt-br",
+    "es": "es",
+    "fr": "fr-fr",
+    "it": "it",
+    "ca": "ca",
+    "de": "de",
+    "nl": "nl",
+    "ro": "ro",
+}
+
 
 class EspeakSynthesizer(SpeechSynthesizer):
     """Runs `espeak-ng --stdout` with the text on stdin (never on the command line)."""
@@ -26,7 +40,7 @@ class EspeakSynthesizer(SpeechSynthesizer):
         self.voice = voice
         self._timeout_s = timeout_s
 
-    def synthesize(self, text: str, language: str) -> Audio:
+    def synthesize(self, text: str, language: str, voice: str | None = None) -> Audio:
         if not text.strip():
             return Audio(np.zeros(0, np.float32), 22050)
         try:

@@ -36,7 +36,7 @@ class PiperSynthesizer(SpeechSynthesizer):
     def sample_rate(self) -> int:
         return int(self._voice.config.sample_rate)
 
-    def synthesize(self, text: str, language: str) -> Audio:
+    def synthesize(self, text: str, language: str, voice: str | None = None) -> Audio:
         chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(text)]
         samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
         return Audio(samples, self.sample_rate)

@@ -67,7 +67,7 @@ def portuguese() -> EspeakSynthesizer:
 def translated(portuguese: EspeakSynthesizer) -> Speech:
     """The translated speech as the TTS stage makes it, with espeak-ng's phoneme timings."""
     audio = portuguese.synthesize(TRANSLATED, "pt")
-    return speech_for(portuguese, TRANSLATED, audio)
+    return speech_for(portuguese, TRANSLATED, audio, "pt")
 
 
 def artifacts_dir(tmp_path: Path) -> Path:
