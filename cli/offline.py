@@ -115,3 +115,47 @@ def events_schema() -> None:
     from pipeline.events import events_schema as schema
 
     sys.stdout.write(json.dumps(schema(), indent=2, sort_keys=True) + "\n")
+
+
+def voices(
+    measure: Annotated[
+        bool, typer.Option("--measure", help="measure every voice again and write voiceprints.json")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The voices of each language (the first is its default) and their pitch; a speaker gets
+    the one nearest their own voice."""
+    from pipeline.models import shared_models
+    from pipeline.speakers import read_voiceprints, speaker_embedder
+    from pipeline.tts.casting import measure_voiceprints, shipped_voiceprints
+
+    settings = load_settings()
+    with user_errors():
+        table = shared_models(settings).voices
+        if measure:
+            engines = {
+                spec: table.voice(lang, spec)
+                for lang in table.languages
+                for spec in table.candidates(lang)
+            }
+            prints = measure_voiceprints(
+                table.specs, engines, speaker_embedder(settings.assets_dir)
+            )
+            shipped_voiceprints().write_text(
+                json.dumps({k: v.as_json() for k, v in sorted(prints.items())}, indent=1) + "\n"
+            )
+        known = read_voiceprints(shipped_voiceprints())
+    listing = {
+        language: [
+            {"voice": spec, "f0_hz": round(known[spec].f0_hz or 0) if spec in known else None}
+            for spec in table.candidates(language)
+        ]
+        for language in table.languages
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(listing) + "\n")
+        return
+    rows = Table("language", "voices (first: default)", title="Voices")
+    for language, entries in listing.items():
+        rows.add_row(language, ", ".join(f"{e['voice']} ({e['f0_hz']} Hz)" for e in entries))
+    out.print(rows)

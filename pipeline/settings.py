@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     )
     tts_sample_rate: int = Field(48000, description="output rate (48 kHz for WebRTC)")
     tts_device: Literal["cpu", "cuda"] = Field("cpu", description="where Kokoro runs")
+    tts_voice_mode: Literal["matched", "neutral"] = Field(
+        "matched", description="matched: each speaker a voice near their own; neutral: defaults"
+    )
     assets_dir: Path = Field(
         default_factory=default_assets_dir,
         description="voices and the speaker embedder that `make setup` installs",
@@ -96,6 +99,12 @@ class Settings(BaseSettings):
     )
     queued_speech_max_s: float = Field(
         30.0, ge=0.0, le=300.0, description="speech held while queued"
+    )
+    playout_mode: Literal["live", "smooth"] = Field(
+        "live", description="live: a short capped delay; smooth: a turn's dubs back to back"
+    )
+    playout_smooth_max_delay_s: float = Field(
+        4.0, ge=0.0, le=30.0, description="upper bound of the delay D in smooth mode"
     )
     playout_max_delay_s: float = Field(
         0.5, ge=0.0, le=10.0, description="upper bound of the delay D"

@@ -16,6 +16,7 @@ from pipeline.errors import UnsupportedLanguageError
 from pipeline.events import CaptionFinal, FloorChanged, ParticipantInfo
 from pipeline.languages import LANGUAGE_NAMES, normalize_language
 from pipeline.settings import IceServer
+from pipeline.tts.voices import voice_specs
 from server.access import Access, Grant
 from server.errors import BadRequest, Forbidden, Unavailable
 from server.room import Room
@@ -159,6 +160,20 @@ class RoomState(BaseModel):
 class Language(BaseModel):
     code: str
     name: str
+    voices: list[str] = Field(description="its voices, the default first")
+
+
+class RoomPlayout(BaseModel):
+    mode: Literal["live", "smooth"] = Field(
+        description="live: a short delay, dubs may pause between segments; smooth: a longer "
+        "first delay, then one turn's dubs back to back"
+    )
+
+
+class RoomVoices(BaseModel):
+    mode: Literal["matched", "neutral"] = Field(
+        description="matched: each speaker a voice near their own; neutral: the default voices"
+    )
 
 
 def checked_language(code: str, supported: list[str]) -> str:
@@ -176,7 +191,11 @@ def checked_language(code: str, supported: list[str]) -> str:
 @router.get("/languages")
 async def languages(request: Request) -> list[Language]:
     """The languages a participant can choose: heard, translated and spoken by this server."""
-    return [Language(code=code, name=LANGUAGE_NAMES[code]) for code in request.app.state.languages]
+    voices = voice_specs(request.app.state.settings.tts_voices)
+    return [
+        Language(code=code, name=LANGUAGE_NAMES[code], voices=list(voices.get(code, ())))
+        for code in request.app.state.languages
+    ]
 
 
 @router.get("/rooms/{room_id}/entry")
@@ -276,6 +295,30 @@ async def room_lipsync(
     room = rooms.get(room_id)
     room.set_room_lipsync(body.enabled)
     return RoomLipsync(enabled=room.lip_video.enabled)
+
+
+@router.post("/rooms/{room_id}/voices")
+async def room_voices(
+    room_id: str, body: RoomVoices, rooms: Registry, grant: RoomGrant
+) -> RoomVoices:
+    """A moderator chooses the room's voices: matched to each speaker, or the neutral defaults."""
+    if not grant.moderates:
+        raise Forbidden("only a moderator's token may change the room's voices")
+    room = rooms.get(room_id)
+    room.voice_mode = body.mode
+    return RoomVoices(mode=room.voice_mode)
+
+
+@router.post("/rooms/{room_id}/playout")
+async def room_playout(
+    room_id: str, body: RoomPlayout, rooms: Registry, grant: RoomGrant
+) -> RoomPlayout:
+    """A moderator chooses how the room's dubs play: live, or smooth."""
+    if not grant.moderates:
+        raise Forbidden("only a moderator's token may change the room's playout")
+    room = rooms.get(room_id)
+    room.set_playout_mode(body.mode)
+    return RoomPlayout(mode=room.playout_mode)
 
 
 @router.post("/rooms/{room_id}/participants/{participant_id}/leave", status_code=204)

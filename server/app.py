@@ -27,6 +27,7 @@ from pipeline.lipsync.factory import build_lipsyncer
 from pipeline.models import Models, segmenter_config
 from pipeline.redis_bus import RedisBus
 from pipeline.settings import Settings
+from pipeline.speakers import SpeakerEmbedder, speaker_embedder
 from server.access import access_for
 from server.access_log import AccessLog
 from server.api import router
@@ -111,6 +112,15 @@ class ResultSink:
             self.registry.announce(status)
 
 
+def _embedder(settings: Settings) -> SpeakerEmbedder | None:
+    """Speakers' voiceprints, to give each a voice near their own (else the default voices)."""
+    try:
+        return speaker_embedder(settings.assets_dir)
+    except DragomanError as exc:
+        LOG.warning("voices are not matched to speakers: %s", exc)
+        return None
+
+
 def _directory(settings: Settings) -> RoomDirectory | None:
     if settings.redis_url is None:
         return None
@@ -137,6 +147,7 @@ async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncItera
         if settings.lipsync
         else None
     )
+    embedder = await asyncio.get_running_loop().run_in_executor(None, _embedder, settings)
     context = RoomContext(
         settings,
         bus,
@@ -145,6 +156,7 @@ async def _serve(app: FastAPI, settings: Settings, models: Models) -> AsyncItera
         syncer,
         lipsync_executor,
         audio_executor,
+        voiceprint=embedder.voiceprint if embedder is not None else None,
     )
     registry = RoomRegistry(context, _directory(settings))
     sink.registry = registry
@@ -177,6 +189,7 @@ def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
     app = FastAPI(
         title="Dragoman", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
+    app.state.settings = settings
     app.state.access = access_for(settings)  # a missing or weak secret stops start-up here
     app.state.join_rate = AddressRate(settings.joins_per_ip_per_minute, "joins")
     app.state.entry_rate = AddressRate(settings.entries_per_ip_per_minute, "entry lookups")

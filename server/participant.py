@@ -14,6 +14,7 @@ from prometheus_client import Counter
 
 from pipeline.events import FloorChanged, ParticipantInfo, ParticipantsChanged, RoomEvent
 from pipeline.segmenter import Segment
+from pipeline.speakers import VoicePrint
 from pipeline.tasks import TaskSet
 from server.access import Grant
 from server.ingest import AudioIngest, VideoIngest
@@ -103,6 +104,7 @@ class Participant:
     muted: bool = False
     muted_by_moderator: bool = False  # holds until a moderator lifts it
     media_started: bool = False  # the current peer connected once: its tracks end on close
+    voiceprint: VoicePrint | None = None  # their voice, to cast voices near it
     speaking: bool = False
     lipsync: bool = True  # this listener's choice; the room's setting can still turn it off
     watches_video: bool = False  # its offer asked for video

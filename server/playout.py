@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -18,26 +19,45 @@ FRAME_SAMPLES = 960  # 20 ms
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 
 
+PlayoutMode = Literal["live", "smooth"]
+SMOOTH_LOOKAHEAD_SEGMENTS = 3  # the shortfall of this many segments is covered up front
+
+
 @dataclass
 class DelayEstimate:
-    """D from measured τ (processing / speech) and segment length, as running averages."""
+    """D from measured τ (processing / speech), segment length and how long a dub is against
+    its speech, as running averages.
+
+    *live*: D = τ·L, capped low (`max_delay_s`) so that conversation stays live; a turn's dubs
+    may run dry between segments. *smooth*: D also covers the time dubs shorter than their
+    speech gain over the next segments, capped at `smooth_max_delay_s`, so that one turn's dubs
+    play back to back (the segmented playout of the design)."""
 
     max_delay_s: float
     tau: float = 0.3
     segment_s: float = 2.0
     weight: float = 0.2
+    mode: PlayoutMode = "live"
+    smooth_max_delay_s: float = 4.0
+    dub_ratio: float = 1.0  # dub length / speech length
 
-    def observe(self, processing_s: float, speech_s: float) -> None:
+    def observe(self, processing_s: float, speech_s: float, dub_s: float | None = None) -> None:
         if speech_s <= 0:
             return
         self.tau += self.weight * (processing_s / speech_s - self.tau)
         self.segment_s += self.weight * (speech_s - self.segment_s)
+        if dub_s is not None:
+            self.dub_ratio += self.weight * (dub_s / speech_s - self.dub_ratio)
 
     @property
     def delay_s(self) -> float:
         # The next segment is ready about τ·L after it ends; waiting that long before the first
-        # one starts keeps back-to-back playback fed. Bounded so that conversation stays live.
-        return min(self.max_delay_s, max(0.0, self.tau * self.segment_s))
+        # one starts keeps back-to-back playback fed while dubs last as long as their speech.
+        wait = max(0.0, self.tau * self.segment_s)
+        if self.mode == "live":
+            return min(self.max_delay_s, wait)
+        shortfall = max(0.0, 1.0 - self.dub_ratio) * self.segment_s * SMOOTH_LOOKAHEAD_SEGMENTS
+        return min(self.smooth_max_delay_s, wait + shortfall)
 
 
 @dataclass
@@ -80,6 +100,7 @@ class Playout:
     _position: int = 0
     _wait_frames: int = 0
     _starved: bool = False
+    _in_turn: bool = False  # something played since translations last all arrived
     _video_waited: int = 0
 
     @property
@@ -131,6 +152,7 @@ class Playout:
             filled += take
             self._position += take
             self._starved = self._starved and take == 0
+            self._in_turn = self._in_turn or take > 0
             if self._position < len(speech):
                 continue
             if not self._current.complete:  # its next clause is still being spoken
@@ -145,6 +167,8 @@ class Playout:
         if not self._queue:
             if self.pending_jobs > 0:  # translations are still on their way
                 self._run_dry()
+            else:
+                self._in_turn = False
             return False
         if self._queue[0].awaiting_video and self._video_waited * FRAME_S < self.max_video_wait_s:
             # Sound waits for its picture, so that the two start together (bounded: after the
@@ -156,7 +180,8 @@ class Playout:
         return True
 
     def _run_dry(self) -> None:
-        """Nothing to play while speech is on its way: a stall, counted once per gap."""
-        if not self._starved:
-            self.stalls += 1
+        """Nothing to play mid-turn while speech is on its way: a stall, counted once per gap
+        (waiting for a turn's first dub is the delay D, not a stall)."""
+        if self._in_turn:
+            self.stalls += 0 if self._starved else 1
             self._starved = True

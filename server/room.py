@@ -36,7 +36,9 @@ from pipeline.events import (
 from pipeline.lipsync.base import LipSyncer
 from pipeline.segmenter import Segment, Segmenter, SegmenterConfig
 from pipeline.settings import Settings
+from pipeline.speakers import VoicePrint
 from pipeline.tasks import KeyedLocks, TaskSet, cancel_and_wait
+from pipeline.tts.casting import VoiceCasting, shipped_prints
 from pipeline.tts.voices import voice_specs
 from pipeline.vad import SileroDetector, VoiceActivityDetector
 from server.access import Grant
@@ -47,7 +49,7 @@ from server.lipvideo import DubbedText, LipVideo
 from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
 from server.peer import EventChannel, Peer, PeerEvents, PeerFactory, aiortc_peers
-from server.playout import DelayEstimate, Dub, Playout
+from server.playout import DelayEstimate, Dub, Playout, PlayoutMode
 from server.video_history import VideoHistory
 
 LOG = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ SESSIONS_ENDED = Counter(
     ["reason"],
 )
 TRANSCRIPT_LIMIT = 10_000
+VOICEPRINT_MIN_S = 1.5  # speech a speaker's voiceprint is taken from
 GOODBYE_TIMEOUT_S = 1.0  # how long a last event may take to leave before the peer closes
 
 
@@ -79,6 +82,8 @@ class RoomContext:
     audio_executor: Executor | None = None
     peers: PeerFactory | None = None  # default: aiortc endpoints in this process
     vad: Callable[[], VoiceActivityDetector] = SileroDetector
+    # A speaker's voiceprint from their speech (None: every speaker gets the default voices).
+    voiceprint: Callable[[Samples], VoicePrint] | None = None
 
     def peer_factory(self, events: PeerEvents) -> Peer:
         return (self.peers or aiortc_peers(self.settings))(events)
@@ -121,6 +126,9 @@ class Room:
         self._chores = TaskSet()
         self._signalling = KeyedLocks()  # one negotiation at a time per identity
         self._streaming: dict[tuple[str, str], Dub] = {}  # dubs still being spoken
+        self.casting = VoiceCasting(shipped_prints())
+        self.voice_mode = self.settings.tts_voice_mode
+        self.playout_mode: PlayoutMode = self.settings.playout_mode
         self.closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -448,7 +456,11 @@ class Room:
         channel = self.channels.get(language)
         if channel is None:
             playout = Playout(
-                DelayEstimate(self.settings.playout_max_delay_s),
+                DelayEstimate(
+                    self.settings.playout_max_delay_s,
+                    mode=self.playout_mode,
+                    smooth_max_delay_s=self.settings.playout_smooth_max_delay_s,
+                ),
                 max_video_wait_s=self.settings.lipsync_max_wait_s,
             )
             channel = AudioChannel(
@@ -508,6 +520,13 @@ class Room:
         if participant.watches_video:
             self._watch(participant)
         self._broadcast(self._participants_event())
+
+    def set_playout_mode(self, mode: PlayoutMode) -> None:
+        """The room's playout (a moderator's choice): live, or smooth (a turn back to back)."""
+        self.playout_mode = mode
+        for channel in self.channels.values():
+            if channel.playout is not None:
+                channel.playout.delay.mode = mode
 
     def set_room_lipsync(self, enabled: bool) -> None:
         """The room's setting (a moderator's): off means original video for everyone."""
@@ -647,7 +666,30 @@ class Room:
             self._ensure_channel(language).playout.pending_jobs += 1  # type: ignore[union-attr]
         self.jobs_submitted += 1
         JOBS.labels(str(len(targets))).inc()
-        await self.context.bus.submit(Job(self.id, utterance, targets, ended_at))
+        voices = await self._voices_for(speaker, segment, targets[1:])
+        await self.context.bus.submit(Job(self.id, utterance, targets, ended_at, voices=voices))
+
+    async def _voices_for(
+        self, speaker: Participant, segment: Segment, languages: tuple[str, ...]
+    ) -> tuple[tuple[str, str], ...]:
+        """The speaker's voice in each language: near their own (from their first segment
+        long enough to tell), or the languages' defaults in neutral mode or until then."""
+        voiceprint = self.context.voiceprint
+        if self.voice_mode == "neutral" or voiceprint is None or not languages:
+            return ()
+        if speaker.voiceprint is None and segment.duration_s >= VOICEPRINT_MIN_S:
+            loop = asyncio.get_running_loop()
+            speaker.voiceprint = await loop.run_in_executor(
+                self.context.media_executor, voiceprint, segment.samples
+            )
+        if speaker.voiceprint is None:
+            return ()
+        specs = voice_specs(self.settings.tts_voices)
+        return tuple(
+            (language, self.casting.cast(speaker.id, speaker.voiceprint, language, specs[language]))
+            for language in languages
+            if language in specs
+        )
 
     async def _submit_all_pairs(
         self, speaker: Participant, segment: Segment, ended_at: float
@@ -695,7 +737,9 @@ class Room:
                 channel.playout.pending_jobs = max(0, channel.playout.pending_jobs - 1)
                 if translation is not None and translation.speech is not None:
                     channel.playout.delay.observe(
-                        result.processing_s, job.utterance.segment.duration_s
+                        result.processing_s,
+                        job.utterance.segment.duration_s,
+                        translation.speech.duration_s,
                     )
                     dub = streamed or channel.playout.add(translation.speech.samples)
                     if isinstance(translation.event, CaptionFinal):
@@ -739,7 +783,10 @@ class Room:
         end = job.speech_end_at + (segment.end_s - voiced_until)
         frames = speaker.video_history.between(start, end)
         dub.awaiting_video = bool(frames)  # from now: the sync task clears it when done
-        voice = voice_specs(self.settings.tts_voices).get(language, ("",))[0]
+        voice = (
+            job.voice_map.get(language)
+            or voice_specs(self.settings.tts_voices).get(language, ("",))[0]
+        )
         said = DubbedText(caption.target_text, language, voice)
         self._chore(self.lip_video.sync(dub, frames, said), f"lipsync-{language}")
 

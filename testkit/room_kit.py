@@ -4,11 +4,13 @@ scripts, media and VAD work run inline (so virtual time is exact). No model, no 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from pipeline.audio import Samples
 from pipeline.segmenter import SegmenterConfig
 from pipeline.settings import Settings
+from pipeline.speakers import VoicePrint
 from server.access import Grant
 from server.participant import Participant
 from server.room import Room, RoomContext
@@ -52,7 +54,9 @@ def unit_settings(**changes: object) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def room_kit(settings: Settings | None = None) -> AsyncIterator[RoomKit]:
+async def room_kit(
+    settings: Settings | None = None, voiceprint: Callable[[Samples], VoicePrint] | None = None
+) -> AsyncIterator[RoomKit]:
     settings = settings or unit_settings()
     executor = InlineExecutor()
     speech: list[float] = []
@@ -71,6 +75,7 @@ async def room_kit(settings: Settings | None = None) -> AsyncIterator[RoomKit]:
         audio_executor=executor,
         peers=peers,
         vad=new_vad,
+        voiceprint=voiceprint,
     )
     emptied: list[str] = []
 

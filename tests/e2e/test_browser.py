@@ -73,9 +73,9 @@ async def open_page(browser: Browser, url: str, refused: list[str] | None = None
     if refused is not None:
         page.on(
             "console",
-            lambda message: refused.append(message.text)
-            if "Content Security Policy" in message.text
-            else None,
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
         )
     await page.goto(url)
     return page
@@ -203,5 +203,5 @@ async def test_a_moderators_mute_and_removal_as_the_participant_sees_them(
         await expect(page.locator("#join-screen")).to_be_visible(timeout=10_000)
         await expect(page.locator("#join-error")).to_contain_text("A moderator removed you")
         await asyncio.sleep(4)  # longer than the client's reconnect delay: it stays out
-        state = (await http.get(f"{url}/api/rooms/moderated", headers=moderator))
+        state = await http.get(f"{url}/api/rooms/moderated", headers=moderator)
         assert state.status_code == 404  # nobody came back; the room closed

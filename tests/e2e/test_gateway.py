@@ -49,9 +49,6 @@ def heard_wer(models: Models, said: str, audio_48k: np.ndarray, language: str) -
     return edits / words
 
 
-
-
-
 async def test_three_person_room_translates_for_each_listener(
     gateway: str, http: httpx.AsyncClient, clips: list[Clip], models: Models
 ) -> None:

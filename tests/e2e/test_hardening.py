@@ -261,6 +261,7 @@ async def test_a_moderators_mute_holds_until_a_moderator_lifts_it(
     moderator = bearer(token("mutes", "mo", "moderator"))
     own = bearer(ben.token or "")
     unmute = {"secret": ben.secret, "muted": False}
+
     async def moderate(action: str) -> int:
         response = await http.post(f"{base}/moderate", json={"action": action}, headers=moderator)
         return response.status_code

@@ -24,6 +24,8 @@ from server.api import (
     MuteAction,
     Renegotiation,
     RoomLipsync,
+    RoomPlayout,
+    RoomVoices,
 )
 from testkit.harness import serving
 from testkit.server_process import LocalServer
@@ -195,6 +197,8 @@ ENDPOINTS = {
     Moderation: "/api/rooms/fuzz/participants/p/moderate",
     LipsyncChoice: "/api/rooms/fuzz/participants/p/lipsync",
     RoomLipsync: "/api/rooms/fuzz/lipsync",
+    RoomVoices: "/api/rooms/fuzz/voices",
+    RoomPlayout: "/api/rooms/fuzz/playout",
 }
 
 

@@ -29,9 +29,10 @@ from pipeline.lipsync.phonemes import espeak_phonemes, espeak_speech, piper_phon
 from pipeline.lipsync.retime import source_indices
 from pipeline.lipsync.video import read_clip
 from pipeline.lipsync.visemes import openness
+from pipeline.models import voice_context
 from pipeline.settings import Settings
 from pipeline.tts.espeak import EspeakSynthesizer
-from pipeline.tts.voices import DEFAULT_VOICES
+from pipeline.tts.voices import DEFAULT_VOICES, build_voice
 
 TRANSLATED = "Coloque o azul em F dois agora, por favor."  # GRID's "place blue at f two now"
 Series = npt.NDArray[np.float64]
@@ -138,6 +139,19 @@ def test_mouth_follows_translated_speech_not_the_original(
             ],
             artifacts_dir(tmp_path) / "lipsync-contact-sheet.png",
         )
+
+
+def test_a_kokoro_dub_drives_the_mouth_through_stretched_espeak_timings(
+    syncer: LandmarkLipSyncer, landmarker: FaceLandmarker, speaker: VideoClip, settings: Settings
+) -> None:
+    kokoro = build_voice("kokoro:pf_dora", voice_context(settings))
+    audio = kokoro.synthesize(TRANSLATED, "pt")
+    speech = speech_for(kokoro, TRANSLATED, audio, "pt")
+    assert len(speech.phonemes) >= 10
+    assert speech.phonemes[-1].end_s == pytest.approx(audio.duration_s, abs=0.01)
+    out = syncer.sync(speaker, speech)
+    after = openings(landmarker, out.frames)
+    assert pearson(after, rms_envelope(speech.audio, len(out.frames), out.fps)) >= 0.5
 
 
 def test_output_lasts_as_long_as_the_speech(syncer: LandmarkLipSyncer, speaker: VideoClip) -> None:
@@ -276,7 +290,15 @@ def test_espeak_phoneme_timings_fit_the_tts_audio(portuguese: EspeakSynthesizer)
 
 
 @pytest.mark.parametrize(
-    "voice", sorted({spec[7:] for spec in DEFAULT_VOICES.values() if spec.startswith("espeak:")})
+    "voice",
+    sorted(
+        {
+            spec[7:]
+            for specs in DEFAULT_VOICES.values()
+            for spec in specs
+            if spec.startswith("espeak:")
+        }
+    ),
 )
 def test_every_default_espeak_voice_gives_timings(voice: str) -> None:
     heard = EspeakSynthesizer(voice).synthesize("Un, deux, trois.", "xx")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from server.playout import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, DelayEstimate, Playout
 
@@ -74,3 +75,52 @@ def test_buffer_is_bounded_oldest_dropped() -> None:
         playout.add(tone(1.0))
     assert playout.buffered_s <= 2.0
     assert playout.dropped_s == 3.0
+
+
+def test_a_dub_spoken_clause_by_clause_starts_on_its_first_clause() -> None:
+    playout = Playout(DelayEstimate(max_delay_s=0.0, weight=0.0))
+    playout.pending_jobs = 1
+    dub = playout.add(tone(0.2, 0.1), complete=False)
+    played = [f for f in drain(playout, 0.4) if f is not None]
+    assert len(played) == round(0.2 / FRAME_S)  # the first clause, then a wait for the next
+    assert playout.stalls == 1
+    dub.extend(tone(0.2, 0.3))
+    dub.finish()
+    playout.pending_jobs = 0  # its job's result has come
+    playout.add(tone(0.2, 0.5))  # the next dub waits behind the growing one
+    rest = [f for f in drain(playout, 0.6) if f is not None]
+    assert len(rest) == round(0.4 / FRAME_S)
+    assert np.allclose(rest[0], 0.3) and np.allclose(rest[-1], 0.5)
+    assert playout.stalls == 1
+
+
+def test_smooth_mode_waits_long_enough_for_a_turn_of_short_dubs() -> None:
+    live = DelayEstimate(max_delay_s=0.5, tau=0.3, segment_s=3.0, weight=1.0)
+    smooth = DelayEstimate(max_delay_s=0.5, tau=0.3, segment_s=3.0, weight=1.0, mode="smooth")
+    for estimate in (live, smooth):
+        estimate.observe(processing_s=0.9, speech_s=3.0, dub_s=2.4)  # dubs 20 % shorter
+    assert live.delay_s == 0.5  # capped: live
+    assert smooth.delay_s == pytest.approx(0.9 + 0.2 * 3.0 * 3)
+    smooth.smooth_max_delay_s = 2.0
+    assert smooth.delay_s == 2.0
+
+
+def test_a_smooth_turn_plays_back_to_back_where_a_live_one_stalls() -> None:
+    """Five 2 s segments of speech, each dubbed in 1.6 s, each ready 0.6 s after it ends."""
+    stalls = {}
+    for mode in ("live", "smooth"):
+        estimate = DelayEstimate(max_delay_s=0.5, tau=0.3, segment_s=2.0, weight=0.0, mode=mode)  # type: ignore[arg-type]
+        estimate.dub_ratio = 0.8
+        playout = Playout(estimate)
+        ready_at = [2.0 * k + 0.6 for k in range(1, 6)]
+        playout.pending_jobs = 5
+        clock, added = 0.0, 0
+        while clock < 16.0:
+            if added < 5 and clock >= ready_at[added]:
+                playout.add(tone(1.6))
+                playout.pending_jobs -= 1
+                added += 1
+            playout.next_frame()
+            clock += FRAME_S
+        stalls[mode] = playout.stalls
+    assert stalls["live"] == 3 and stalls["smooth"] == 0

@@ -9,10 +9,12 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.audio import Audio
 from pipeline.bus import JobResult
 from pipeline.cascade import CascadeResult, Translation
 from pipeline.events import UtteranceFailed
 from pipeline.segmenter import Segment
+from pipeline.speakers import VoicePrint
 from server.access import Grant
 from server.errors import BadRequest, Conflict, Forbidden
 from testkit.fakes import fake_caption
@@ -292,3 +294,60 @@ async def test_closing_stops_every_timer() -> None:
         assert kit.room.participants == {}
         await asyncio.sleep(100)  # no deadline or expiry fires on a closed room
         assert kit.emptied == []
+
+
+async def test_clauses_start_the_dub_before_the_result_which_completes_it() -> None:
+    async with room_kit(unit_settings(playout_max_delay_s=0.0)) as kit:
+        ana, _ = await kit.join("ana", "en")
+        await kit.join("bea", "pt")
+        await kit.room.request_floor(ana.id, ana.secret)
+        await kit.room._on_segment(ana.id, segment(), time.time())
+        [job] = kit.bus.jobs
+        clause = Audio(np.full(9600, 0.2, np.float32), 48000)  # 0.2 s
+        playout = kit.room.channels["pt"].playout
+        assert playout is not None
+        kit.room.deliver_clause(job, "pt", clause)
+        kit.room.deliver_clause(job, "pt", clause)
+        assert playout.buffered_s == pytest.approx(0.4)  # playing before the result exists
+        result = CascadeResult(job.utterance)
+        whole = Audio(np.full(19200, 0.2, np.float32), 48000)
+        for language in ("en", "pt"):
+            event = fake_caption(job.utterance.utterance_id, language)
+            result.translations[language] = Translation(
+                event, speech=whole if language == "pt" else None
+            )
+        await kit.room.on_result(JobResult(job, result))
+        assert playout.buffered_s == pytest.approx(0.4)  # completed, not played twice
+        assert playout.pending_jobs == 0
+        kit.room.deliver_clause(job, "en", clause)  # the speaker's own language is never dubbed
+        assert "en" not in {dub for dub in kit.room._streaming}
+
+
+def voice_at(f0: float) -> VoicePrint:
+    return VoicePrint(f0, tuple([1.0] + [0.0] * 255))
+
+
+async def test_each_speaker_keeps_a_voice_near_their_own_and_two_get_different_ones() -> None:
+    pitches = {"deep": 100.0, "high": 230.0}
+    heard: list[str] = []
+
+    def voiceprint(samples: object) -> VoicePrint:
+        return voice_at(pitches[heard[-1]])
+
+    async with room_kit(voiceprint=voiceprint) as kit:
+        deep, _ = await kit.join("deep", "en")
+        high, _ = await kit.join("high", "en")
+        await kit.join("bea", "pt")
+        for speaker in (deep, high, deep):
+            heard.append(speaker.name)
+            await kit.room.request_floor(speaker.id, speaker.secret)
+            await kit.room._on_segment(speaker.id, segment(seconds=2.0), time.time())
+            await kit.room.release_floor(speaker.id, speaker.secret)
+        voices = [job.voice_map["pt"] for job in kit.bus.jobs]
+        assert voices[0] == voices[2] != voices[1]  # held for the call, different for two
+        assert voices[0] in ("kokoro:pm_alex", "kokoro:pm_santa") and voices[1] == "kokoro:pf_dora"
+        kit.room.voice_mode = "neutral"
+        heard.append("deep")
+        await kit.room.request_floor(deep.id, deep.secret)
+        await kit.room._on_segment(deep.id, segment(seconds=2.0), time.time())
+        assert kit.bus.jobs[-1].voices == ()  # neutral: every language's default voice
