@@ -46,6 +46,18 @@ def _work() -> dict[str, float]:
     }
 
 
+def _playout_delay(mode: str) -> float | None:
+    """The initial delay D the playouts ended with, averaged over languages."""
+    values = [
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "dragoman_playout_delay_seconds"
+        for sample in metric.samples
+        if sample.labels.get("mode") == mode
+    ]
+    return round(statistics.mean(values), 3) if values else None
+
+
 def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {key: round(after[key] - before[key], 3) for key in after}
 
@@ -58,6 +70,11 @@ class CallResult:
     packet_rates: list[float]
     work: dict[str, float]
     duration_s: float
+    turn_s: float = 0.0  # seconds of speech said
+
+    @property
+    def stalls_per_turn_minute(self) -> float:
+        return round(self.work["stalls"] / max(self.turn_s / 60.0, 1e-9), 2)
 
 
 async def run_call(
@@ -86,6 +103,7 @@ async def run_call(
             await asyncio.sleep(TURN_PAUSE_S)
         duration = time.time() - started
         result = _measure(speaker, audience, turns, started, duration)
+        result.turn_s = sum(end - start for start, end in turns)
         for person in [speaker, *audience]:
             await person.leave(http)
     result.work = _delta(_work(), before)
@@ -134,6 +152,10 @@ async def bench_call(
     use_loopback_candidates(True)
     english = [c for c in clips if c.language == "en"]
     # A benchmark's private loopback gateway: open rooms (no tokens to mint).
+    smooth_settings = settings.model_copy(update={"open_rooms": True, "playout_mode": "smooth"})
+    async with local_gateway(smooth_settings, models) as url:
+        smooth = await run_call(url, "smooth", english, ["pt", "es"], video=False, step=step)
+    smooth_delay = _playout_delay("smooth")
     async with local_gateway(settings.model_copy(update={"open_rooms": True}), models) as url:
         main = await run_call(url, "latency", english, ["pt", "es"], video=True, step=step)
         small = await run_call(url, "small", english[:2], ["pt", "es"], video=False, step=step)
@@ -154,6 +176,12 @@ async def bench_call(
         "lost_finals": main.lost_finals + small.lost_finals + large.lost_finals,
         "captions_measured": len(main.caption_latencies),
         "stalls": main.work["stalls"],
+        "stalls_per_turn_minute_live": main.stalls_per_turn_minute,
+        "stalls_per_turn_minute_smooth": smooth.stalls_per_turn_minute,
+        "playout_delay_s_live": _playout_delay("live"),
+        "playout_delay_s_smooth": smooth_delay,
+        "audio_latency_p50_s_smooth": quantile(smooth.audio_latencies, 0.5),
+        "audio_latency_p95_s_smooth": quantile(smooth.audio_latencies, 0.95),
         "work_1_plus_2": small.work,
         "work_1_plus_crowd": large.work,
         "crowd": crowd,

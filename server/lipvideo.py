@@ -44,10 +44,10 @@ class DubbedText:
     voice: str  # the voice spec, e.g. 'espeak:pt-br' or 'piper:shipped'
 
 
-def phonemes(said: DubbedText, duration_s: float) -> tuple[PhonemeTiming, ...]:
-    """The dub's phoneme timings: an espeak-ng voice's own, else espeak-ng's stretched to it."""
+def phonemes(said: DubbedText, audio: Audio) -> tuple[PhonemeTiming, ...]:
+    """The dub's phoneme timings: an espeak-ng voice's own, else espeak-ng's laid onto it."""
     engine, _, voice = said.voice.partition(":")
-    return dub_phonemes(said.text, said.language, voice if engine == "espeak" else None, duration_s)
+    return dub_phonemes(said.text, said.language, voice if engine == "espeak" else None, audio)
 
 
 def render(
@@ -63,7 +63,7 @@ def render(
     images = [rgb(f, size, scaler) for f in frames]
     with timed_stage("lipsync", syncer.name):
         audio = Audio(speech, SAMPLE_RATE)
-        drive = Speech(audio, phonemes(said, audio.duration_s))
+        drive = Speech(audio, phonemes(said, audio))
         return syncer.sync(VideoClip(images, fps), drive)
 
 

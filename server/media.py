@@ -35,6 +35,9 @@ ENCODED_FRAMES = Counter(
 )
 PLAYOUT_STALLS = Counter("dragoman_playout_stalls_total", "Playout ran dry mid-turn", ["language"])
 CHANNELS = Gauge("dragoman_media_channels", "Encoders running", ["kind"])
+PLAYOUT_DELAY = Gauge(
+    "dragoman_playout_delay_seconds", "A language's initial playout delay D", ["language", "mode"]
+)
 if TYPE_CHECKING:
     Packet = av.Packet[Any]
 else:

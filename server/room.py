@@ -46,7 +46,7 @@ from server.errors import Conflict, Forbidden, NotFound
 from server.floor import Floor
 from server.ingest import AudioIngest
 from server.lipvideo import DubbedText, LipVideo
-from server.media import AudioChannel, LiveAudio, PacketTrack, VideoChannel
+from server.media import PLAYOUT_DELAY, AudioChannel, LiveAudio, PacketTrack, VideoChannel
 from server.participant import Participant
 from server.peer import EventChannel, Peer, PeerEvents, PeerFactory, aiortc_peers
 from server.playout import DelayEstimate, Dub, Playout, PlayoutMode
@@ -736,11 +736,13 @@ class Room:
             if channel is not None and self._plays(job, language) and channel.playout is not None:
                 channel.playout.pending_jobs = max(0, channel.playout.pending_jobs - 1)
                 if translation is not None and translation.speech is not None:
-                    channel.playout.delay.observe(
+                    delay = channel.playout.delay
+                    delay.observe(
                         result.processing_s,
                         job.utterance.segment.duration_s,
                         translation.speech.duration_s,
                     )
+                    PLAYOUT_DELAY.labels(language, delay.mode).set(delay.delay_s)
                     dub = streamed or channel.playout.add(translation.speech.samples)
                     if isinstance(translation.event, CaptionFinal):
                         self._lipsync(job, translation.event, dub)

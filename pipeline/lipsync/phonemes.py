@@ -18,6 +18,7 @@ model's hop, 256 samples ≈ 12 ms at 22.05 kHz); `piper_phonemes` turns them in
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -88,19 +89,82 @@ def piper_phonemes(chunks: Iterable[_PiperChunk]) -> tuple[PhonemeTiming, ...]:
     return tuple(timings)
 
 
-def stretched(timings: tuple[PhonemeTiming, ...], duration_s: float) -> tuple[PhonemeTiming, ...]:
-    """The same phonemes in the same proportions, lasting `duration_s` in all."""
-    if not timings or timings[-1].end_s <= 0:
+PAUSE_S = 0.08  # a silence this long splits speech into stretches
+
+
+def voiced_spans(audio: Audio, hop_s: float = 0.02) -> list[tuple[float, float]]:
+    """(start, end) of each stretch of sound in `audio`, pauses of PAUSE_S or more between."""
+    hop = max(1, int(hop_s * audio.sample_rate))
+    frames = len(audio.samples) // hop
+    if frames == 0:
+        return []
+    levels = np.sqrt(np.mean(audio.samples[: frames * hop].reshape(frames, hop) ** 2, axis=1))
+    loud = levels > max(float(levels.max()) * 0.05, 1e-4)
+    spans: list[tuple[float, float]] = []
+    for index in np.flatnonzero(loud):
+        start, end = index * hop_s, (index + 1) * hop_s
+        if spans and start - spans[-1][1] < PAUSE_S:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def _phoneme_spans(timings: tuple[PhonemeTiming, ...]) -> list[list[PhonemeTiming]]:
+    """The phonemes grouped into stretches, split where espeak-ng pauses PAUSE_S or more."""
+    spans: list[list[PhonemeTiming]] = [[]]
+    for timing in timings:
+        pause = not timing.phoneme.strip()
+        if pause and timing.end_s - timing.start_s >= PAUSE_S:
+            if spans[-1]:
+                spans.append([])
+        elif not pause:
+            spans[-1].append(timing)
+    return [span for span in spans if span]
+
+
+def _onto(span: list[PhonemeTiming], start: float, end: float) -> list[PhonemeTiming]:
+    first, last = span[0].start_s, span[-1].end_s
+    scale = (end - start) / max(last - first, 1e-6)
+    return [
+        PhonemeTiming(
+            t.phoneme, start + (t.start_s - first) * scale, start + (t.end_s - first) * scale
+        )
+        for t in span
+    ]
+
+
+def _merge_closest(spans: list[tuple[float, float]], count: int) -> list[tuple[float, float]]:
+    """Join the stretches separated by the shortest pauses until `count` are left."""
+    spans = list(spans)
+    while len(spans) > count:
+        gaps = [later[0] - earlier[1] for earlier, later in itertools.pairwise(spans)]
+        at = int(np.argmin(gaps))
+        spans[at : at + 2] = [(spans[at][0], spans[at + 1][1])]
+    return spans
+
+
+def aligned(timings: tuple[PhonemeTiming, ...], audio: Audio) -> tuple[PhonemeTiming, ...]:
+    """espeak-ng's phonemes of a text laid onto another voice's speech of it: each stretch of
+    phonemes (between espeak-ng's pauses) onto a stretch of sound (the dub's pauses, the
+    shortest joined until they are as many), linearly; silences between."""
+    phonemes, sounds = _phoneme_spans(timings), voiced_spans(audio)
+    if not phonemes or not sounds:
         return ()
-    scale = duration_s / timings[-1].end_s
-    return tuple(PhonemeTiming(t.phoneme, t.start_s * scale, t.end_s * scale) for t in timings)
+    while len(phonemes) > len(sounds):  # the dub runs on where espeak-ng paused
+        gaps = [b[0].start_s - a[-1].end_s for a, b in itertools.pairwise(phonemes)]
+        at = int(np.argmin(gaps))
+        phonemes[at : at + 2] = [phonemes[at] + phonemes[at + 1]]
+    sounds = _merge_closest(sounds, len(phonemes))
+    pieces = [_onto(span, s, e) for span, (s, e) in zip(phonemes, sounds, strict=True)]
+    return tuple(t for piece in pieces for t in piece)
 
 
 def dub_phonemes(
-    text: str, language: str, espeak_voice: str | None, duration_s: float
+    text: str, language: str, espeak_voice: str | None, audio: Audio
 ) -> tuple[PhonemeTiming, ...]:
     """Phoneme timings for a dub: exact for an espeak-ng voice (`espeak_voice`), else espeak-ng's
-    timings for the language stretched to the dub (Kokoro, Festival and Piper say the same
+    timings for the language laid onto the dub (Kokoro, Festival and Piper say the same
     phonemes at their own pace); () when the language has no espeak-ng voice."""
     voice = espeak_voice or ESPEAK_VOICES.get(language)
     if voice is None or not text.strip():
@@ -109,11 +173,11 @@ def dub_phonemes(
         timings = espeak_phonemes(text, voice)
     except DragomanError:
         return ()
-    return timings if espeak_voice is not None else stretched(timings, duration_s)
+    return timings if espeak_voice is not None else aligned(timings, audio)
 
 
 def speech_for(voice: SpeechSynthesizer, text: str, audio: Audio, language: str) -> Speech:
     """`audio` (what `voice` made of `text`, at any rate) with phoneme timings (see
     `dub_phonemes`); without them the lip-sync follows the audio's loudness."""
     own = voice.voice if isinstance(voice, EspeakSynthesizer) else None
-    return Speech(audio, dub_phonemes(text, language, own, audio.duration_s))
+    return Speech(audio, dub_phonemes(text, language, own, audio))

@@ -148,7 +148,7 @@ def test_a_kokoro_dub_drives_the_mouth_through_stretched_espeak_timings(
     audio = kokoro.synthesize(TRANSLATED, "pt")
     speech = speech_for(kokoro, TRANSLATED, audio, "pt")
     assert len(speech.phonemes) >= 10
-    assert speech.phonemes[-1].end_s == pytest.approx(audio.duration_s, abs=0.01)
+    assert speech.phonemes[-1].end_s <= audio.duration_s + 0.02
     out = syncer.sync(speaker, speech)
     after = openings(landmarker, out.frames)
     assert pearson(after, rms_envelope(speech.audio, len(out.frames), out.fps)) >= 0.5
