@@ -30,7 +30,7 @@ def worker(
         "asr,translate"
     ),
     device: Annotated[
-        str | None, typer.Option(help="cpu or cuda (ASR, and CTranslate2 MT) [DRAGOMAN_ASR_DEVICE]")
+        str | None, typer.Option(help="cpu or cuda: ASR, CTranslate2 MT and Kokoro TTS")
     ] = None,
     languages: Annotated[
         str | None, typer.Option(help="serve only these languages, e.g. en,pt (default: all)")
@@ -54,7 +54,7 @@ def worker(
         raise fail(f"unknown stage(s) {unknown or stages!r}; choose from {', '.join(STAGES)}")
     if device not in (None, "cpu", "cuda"):
         raise fail(f"unknown device {device!r}; choose cpu or cuda")
-    overrides: dict[str, Any] = {"redis_url": redis_url, "asr_device": device}
+    overrides: dict[str, Any] = {"redis_url": redis_url, "asr_device": device, "tts_device": device}
     with user_errors():
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
         if settings.redis_url is None:

@@ -46,19 +46,15 @@ def _tts_rows(settings: Settings) -> list[dict[str, Any]]:
     context = voice_context(settings)
     for language, specs in sorted(voice_specs(settings.tts_voices).items()):
         for index, spec in enumerate(specs):
+            label = f"{spec}, default" if index == 0 else spec
             try:
                 voice = build_voice(spec, context)
-                origin = voice.origin
+                backend, origin = f"{voice.name} ({label})", voice.origin
                 voice.close()
             except DragomanError as exc:
-                origin = str(exc)
+                backend, origin = label, str(exc)
             rows.append(
-                {
-                    "stage": "tts",
-                    "backend": f"{spec}{' (default)' if index == 0 else ''}",
-                    "languages": [language],
-                    "origin": origin,
-                }
+                {"stage": "tts", "backend": backend, "languages": [language], "origin": origin}
             )
     return rows
 

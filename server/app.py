@@ -55,7 +55,10 @@ def served_languages(models: Models) -> list[str]:
 def warm_up(models: Models) -> None:
     """Load every default model and run it once, so the first utterance is not the slow one."""
     models.recognizer.transcribe(np.zeros(16000, dtype=np.float32), "en")
+    for language in models.voices.languages:  # each language's default voice, built once
+        models.voices.voice(language)
     models.voices.synthesize("ready", "en")
+    models.voices.synthesize("pronto", "pt")  # Kokoro's session
     models.translator.translate("ready", "en", "pt")
 
 

@@ -761,9 +761,13 @@ class Room:
 
     def deliver_clause(self, job: Job, language: str, clause: Audio) -> None:
         """A clause of a dub, as soon as it is spoken: the first starts the dub playing (after
-        the playout's delay), the next ones extend it, the job's result completes it."""
+        the playout's delay), the next ones extend it, the job's result completes it. Where
+        someone watches the language lip-synced, the dub waits for its whole speech instead:
+        the picture is made from all of it, and sound and picture start together."""
         channel = self.channels.get(language)
         if not self._plays(job, language) or channel is None or channel.playout is None:
+            return
+        if self.lip_video.wanted(language):
             return
         key = (job.utterance.utterance_id, language)
         streaming = self._streaming.get(key)

@@ -210,8 +210,17 @@ def test_models_lists_stages_backends_and_routes(settings: Settings) -> None:
         ("mt", "bergamot"),
         ("mt", "apertium"),
         ("tts", "piper"),
+        ("tts", "kokoro"),
+        ("tts", "festival"),
         ("tts", "espeak-ng"),
     } <= backends
+    defaults = {
+        row["languages"][0]: row["backend"]
+        for row in found["stages"]
+        if row["stage"] == "tts" and "default" in row["backend"]
+    }
+    assert defaults["pt"] == "kokoro (kokoro:pf_dora, default)"
+    assert defaults["ca"] == "festival (festival:upc_ca_ona_hts, default)"
     routes = {route["pair"]: route["route"] for route in found["routes"]}
     assert routes["en→pt"] == "en→pt (bergamot)"
     assert routes["en→es"] == "en→pt (bergamot), pt→es (apertium)"

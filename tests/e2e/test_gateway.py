@@ -43,6 +43,21 @@ def envelope_match(received: np.ndarray, expected: np.ndarray) -> float:  # type
     return float(np.max(centred @ target / denominator))
 
 
+def best_envelope_match(
+    models: Models,
+    heard: np.ndarray,  # type: ignore[type-arg]
+    caption: dict[str, object],
+    language: str,
+) -> float:
+    """The caption's speech found in what was heard, in whichever of the language's voices the
+    room cast for the speaker."""
+    text = str(caption["target_text"])
+    return max(
+        envelope_match(heard, models.voices.synthesize(text, language, voice).samples)
+        for voice in models.voices.candidates(language)
+    )
+
+
 def heard_wer(models: Models, said: str, audio_48k: np.ndarray, language: str) -> float:  # type: ignore[type-arg]
     text = models.recognizer.transcribe(resample(audio_48k, 48000, ASR_SAMPLE_RATE), language).text
     edits, words = word_errors(said, text, language)
@@ -74,13 +89,9 @@ async def test_three_person_room_translates_for_each_listener(
         assert len(arrivals) >= 0.9 * (arrivals[-1] - arrivals[0]) / 0.02  # full packet rate
         heard = np.concatenate([s for at, s in listener.heard.frames if at >= started])
         for caption in captions:  # each caption's own speech arrived, intact
-            expected = models.voices.synthesize(str(caption["target_text"]), language).samples
-            assert envelope_match(heard, expected) >= 0.8, caption["target_text"]
-        if language == "es":
-            # espeak-ng's pt-br voice is unintelligible to Whisper base even offline (WER ~70 %),
-            # so the word-level check is made on the Spanish listener.
-            said = " ".join(c["target_text"] for c in captions)
-            assert heard_wer(models, said, heard, language) <= 0.40
+            assert best_envelope_match(models, heard, caption, language) >= 0.8, caption
+        said = " ".join(c["target_text"] for c in captions)
+        assert heard_wer(models, said, heard, language) <= 0.40
         assert listener.video_frames > 0
     assert [c["target_text"] for c in alice.captions()]  # the speaker reads their own words
     assert not bruno.of_type("utterance.failed") and not carla.of_type("utterance.failed")
