@@ -83,6 +83,10 @@ class AudioIngest:
         self._resampler = MonoResampler(ASR_SAMPLE_RATE)
         self._live_resampler = MonoResampler(LIVE_RATE)
         self._batch: list[av.AudioFrame] = []
+        # The segmenter runs on a pool thread, one batch at a time, its segments passed on in
+        # order: a flush (leave, mute, shutdown) while a batch is being segmented waits for it,
+        # else the two would share the segmenter's state on two threads and could lose speech.
+        self._segmenting = asyncio.Lock()
         self._batch_s = 0.0
         self.muted = False
         self.speaking = False
@@ -116,11 +120,12 @@ class AudioIngest:
     async def _segment_batch(self) -> None:
         frames, self._batch, self._batch_s = self._batch, [], 0.0
         loop = asyncio.get_running_loop()
-        segments, speaking = await loop.run_in_executor(self._executor, self._segment, frames)
-        if speaking or speaking != self.speaking:
-            self.speaking = speaking
-            await self._on_voice(speaking)
-        await self._emit(segments)
+        async with self._segmenting:
+            segments, speaking = await loop.run_in_executor(self._executor, self._segment, frames)
+            if speaking or speaking != self.speaking:
+                self.speaking = speaking
+                await self._on_voice(speaking)
+            await self._emit(segments)
 
     async def _emit(self, segments: list[Segment]) -> None:
         # The segmenter has read past each segment's last voiced frame: that much audio ago, the
@@ -141,7 +146,8 @@ class AudioIngest:
         if self._batch:
             await self._segment_batch()
         loop = asyncio.get_running_loop()
-        await self._emit(await loop.run_in_executor(self._executor, self._segmenter.flush))
+        async with self._segmenting:
+            await self._emit(await loop.run_in_executor(self._executor, self._segmenter.flush))
 
 
 class VideoIngest:

@@ -16,7 +16,9 @@ from testkit.quality import word_errors
 from testkit.waiting import until
 
 
-def played_out(listener: Participant, quiet_s: float = 1.5) -> bool:
+def played_out(listener: Participant, quiet_s: float = 4.0) -> bool:
+    """Quiet for `quiet_s` after a sound that followed the last caption: long enough for a
+    Kokoro dub still being synthesised (2–3 s per sentence here) to have started."""
     last_caption = max(
         (at for at, e in listener.events if e["type"] == "caption.final"), default=0.0
     )
