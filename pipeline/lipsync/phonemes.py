@@ -168,7 +168,7 @@ ALIGN_SEARCH_S = 0.12  # stretching is this close, at worst; the loudness settle
 def _lined_up(timings: tuple[PhonemeTiming, ...], audio: Audio) -> tuple[PhonemeTiming, ...]:
     """The stretched phonemes shifted to where their mouth opening best follows the dub's
     loudness: a voice that trails off or breathes in moves its stretches' edges, which left
-    the mouth about 50 ms behind Kokoro's sound (up to 140 ms in a call)."""
+    the mouth 20–70 ms behind Kokoro's Portuguese."""
     count = int(audio.duration_s * ALIGN_FPS)
     if count < 3 or not timings:
         return timings
