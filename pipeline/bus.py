@@ -95,17 +95,31 @@ def failed_result(
 
 
 @dataclass
-class InProcessBus(Bus):
-    """A bounded queue and worker tasks; inference runs on a thread pool, never the loop.
+class _Run:
+    """One job through the stages: the captions it handed out, and whether its deadline passed
+    (a stuck stage's thread that wakes up later must not speak for it)."""
 
-    A job has `job_timeout_s` to finish. A stage that never returns cannot be interrupted in
-    its thread, so the job fails on time and its thread is abandoned with the pool it was in:
-    later jobs get a fresh pool, and the room goes on.
+    job: Job
+    sent: dict[str, CaptionFinal] = field(default_factory=dict)
+    over: bool = False
+
+
+@dataclass
+class InProcessBus(Bus):
+    """Bounded queues and worker tasks; inference runs on a thread pool, never the loop.
+
+    Two stages, so that captions never wait for voices: reading (ASR and MT; captions go out
+    at once) and speaking (TTS, one job at a time in the order read, so dubs and results keep
+    the speaker's order). While one segment is being dubbed the next one is already read.
+
+    Each stage run has `job_timeout_s` to finish. A stage that never returns cannot be
+    interrupted in its thread, so the job fails on time and its thread is abandoned with the
+    pool it was in: later jobs get a fresh pool, and the room goes on.
     """
 
     cascade: Cascade
     on_result: ResultHandler
-    workers: int = 1
+    workers: int = 1  # reading tasks (speaking is one, to keep the order)
     queue_size: int = 64
     threads: int = 2
     on_caption: CaptionHandler | None = None
@@ -114,11 +128,13 @@ class InProcessBus(Bus):
     abandoned_threads: int = 0
     cut_off: int = 0  # jobs stopped mid-run by stop()
     _queue: asyncio.Queue[Job] = field(init=False)
+    _read: asyncio.Queue[tuple[_Run, CascadeResult]] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.queue_size)
+        self._read = asyncio.Queue(maxsize=self.queue_size)
         self._executor = self._new_pool()
 
     @property
@@ -127,8 +143,10 @@ class InProcessBus(Bus):
 
     async def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._work(), name=f"bus-worker-{i}") for i in range(self.workers)
+            asyncio.create_task(self._reading(), name=f"bus-reader-{i}")
+            for i in range(self.workers)
         ]
+        self._tasks.append(asyncio.create_task(self._speaking(), name="bus-speaker"))
 
     async def submit(self, job: Job) -> None:
         try:
@@ -138,54 +156,83 @@ class InProcessBus(Bus):
                 failed_result(job, "overloaded", "pipeline overloaded: job queue full")
             )
 
-    async def _work(self) -> None:
+    async def _reading(self) -> None:
         while True:
             job = await self._queue.get()
+            run = _Run(job)
             try:
-                done = await self._process(job)
+                read = await self._stage(run, self._read_job(run))
+                if isinstance(read, JobResult):
+                    await self._finish(read)
+                else:
+                    await self._read.put((run, read))
             except asyncio.CancelledError:  # stopped mid-job: its listeners still hear of it
-                self.cut_off += 1  # its thread may run on: stop() will not wait for it
-                await self.on_result(failed_result(job, "shutdown", "the server shut down mid-job"))
-                self._queue.task_done()
+                await self._cut_off(run)
                 raise
-            try:
-                await self.on_result(done)
-            except Exception:  # a broken handler must not stop the worker
-                LOG.exception("result handler failed for %s", job.utterance.utterance_id)
             finally:
                 self._queue.task_done()
 
-    async def _process(self, job: Job) -> JobResult:
-        sent: dict[str, CaptionFinal] = {}
-        over = False
+    async def _speaking(self) -> None:
+        while True:
+            run, read = await self._read.get()
+            try:
+                spoken = await self._stage(run, self._speak_job(run, read))
+                await self._finish(
+                    spoken if isinstance(spoken, JobResult) else JobResult(run.job, spoken)
+                )
+            except asyncio.CancelledError:
+                await self._cut_off(run)
+                raise
+            finally:
+                self._read.task_done()
 
+    def _read_job(self, run: _Run) -> Awaitable[CascadeResult]:
         def send_caption(caption: CaptionFinal) -> None:
-            if over:  # a stuck job's thread woke up after its deadline: its result is gone
+            if run.over:  # a stuck job's thread woke up after its deadline: its result is gone
                 return
-            sent[caption.target_language] = caption
+            run.sent[caption.target_language] = caption
             if self.on_caption is not None:
-                self.on_caption(job, caption)
+                self.on_caption(run.job, caption)
 
+        job = run.job
+        return self.cascade.read_async(job.utterance, job.targets, self._executor, send_caption)
+
+    def _speak_job(self, run: _Run, read: CascadeResult) -> Awaitable[CascadeResult]:
         def send_clause(language: str, clause: Audio) -> None:
-            if not over and self.on_clause is not None:
-                self.on_clause(job, language, clause)
+            if not run.over and self.on_clause is not None:
+                self.on_clause(run.job, language, clause)
 
-        work = self.cascade.process_async(
-            job.utterance, job.targets, self._executor, send_caption, job.voice_map, send_clause
+        job = run.job
+        return self.cascade.speak_async(
+            job.utterance, read, self._executor, job.voice_map, send_clause
         )
+
+    async def _stage(self, run: _Run, work: Awaitable[CascadeResult]) -> CascadeResult | JobResult:
+        """A stage's result, or the job's failed result when the stage broke or got stuck."""
         try:
-            result = await asyncio.wait_for(work, self.job_timeout_s)
+            return await asyncio.wait_for(work, self.job_timeout_s)
         except asyncio.CancelledError:
-            over = True
+            run.over = True
             raise
         except TimeoutError:
-            over = True
+            run.over = True
             self._abandon_pool()
             reason = f"no result within {self.job_timeout_s:g} s (a pipeline stage is stuck)"
-            return failed_result(job, "stuck", reason, sent)
+            return failed_result(run.job, "stuck", reason, run.sent)
         except Exception as exc:
-            return failed_result(job, "stage_error", f"worker error: {exc}")
-        return JobResult(job, result)
+            return failed_result(run.job, "stage_error", f"worker error: {exc}", run.sent)
+
+    async def _finish(self, done: JobResult) -> None:
+        try:
+            await self.on_result(done)
+        except Exception:  # a broken handler must not stop the worker
+            LOG.exception("result handler failed for %s", done.job.utterance.utterance_id)
+
+    async def _cut_off(self, run: _Run) -> None:
+        self.cut_off += 1  # its thread may run on: stop() will not wait for it
+        await self.on_result(
+            failed_result(run.job, "shutdown", "the server shut down mid-job", run.sent)
+        )
 
     def _abandon_pool(self) -> None:
         """Leave the stuck thread to its pool; new jobs go to a new one."""
@@ -197,6 +244,10 @@ class InProcessBus(Bus):
             "a pipeline stage is stuck; its thread is abandoned (%d so far)", self.abandoned_threads
         )
 
+    async def _drained(self) -> None:
+        await self._queue.join()
+        await self._read.join()
+
     def _new_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="inference")
 
@@ -205,13 +256,21 @@ class InProcessBus(Bus):
         workers stop."""
         if self._tasks:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout_s)
+                await asyncio.wait_for(self._drained(), timeout_s)
         while not self._queue.empty():
             job = self._queue.get_nowait()
             await self.on_result(
                 failed_result(job, "shutdown", "the server shut down before this job ran")
             )
             self._queue.task_done()
+        while not self._read.empty():
+            run, _ = self._read.get_nowait()
+            await self.on_result(
+                failed_result(
+                    run.job, "shutdown", "the server shut down before its speech", run.sent
+                )
+            )
+            self._read.task_done()
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []

@@ -117,17 +117,38 @@ class Cascade:
     ) -> CascadeResult:
         """ASR once, then per target: MT (its caption handed to `on_caption` at once), then TTS
         with the target's voice in `voices`, each clause handed to `on_clause` as it is made."""
+        return self.speak(utterance, self.read(utterance, targets, on_caption), voices, on_clause)
+
+    def read(
+        self,
+        utterance: Utterance,
+        targets: Iterable[str],
+        on_caption: CaptionCallback | None = None,
+    ) -> CascadeResult:
+        """ASR once, then MT per target, each caption handed to `on_caption` at once: every
+        caption before any voice (they are cheap, and listeners read them)."""
         targets = list(dict.fromkeys(targets))
         result = self.recognize(utterance, targets)
         if result.transcript is None or not result.transcript.is_speech:
             return result
-        # Every caption first (they are cheap and listeners read them), then the voices.
         for target in targets:
             translation = self.translate(utterance.said, result.transcript.text, target)
             result.translations[target] = translation
             if on_caption is not None and isinstance(translation.event, CaptionFinal):
                 on_caption(translation.event)
                 translation.delivered = True
+        return result
+
+    def speak(
+        self,
+        utterance: Utterance,
+        result: CascadeResult,
+        voices: Voices | None = None,
+        on_clause: ClauseCallback | None = None,
+    ) -> CascadeResult:
+        """TTS of the captions `read` made, with each target's voice in `voices`."""
+        if result.transcript is None or not result.transcript.is_speech:
+            return result
         if self._synthesize:
             for target, translation in result.translations.items():
                 self.dub(utterance.said, translation, (voices or {}).get(target), on_clause)
@@ -184,14 +205,36 @@ class Cascade:
     ) -> CascadeResult:
         """The same work on an executor thread, so the event loop stays free. `on_caption` and
         `on_clause` are called on the event loop, as soon as each caption or clause exists."""
+        read = await self.read_async(utterance, targets, executor, on_caption)
+        return await self.speak_async(utterance, read, executor, voices, on_clause)
+
+    async def read_async(
+        self,
+        utterance: Utterance,
+        targets: Iterable[str],
+        executor: Executor | None = None,
+        on_caption: CaptionCallback | None = None,
+    ) -> CascadeResult:
+        """`read` on an executor thread; `on_caption` is called on the event loop."""
         loop = asyncio.get_running_loop()
         caption_callback = _on_loop(loop, on_caption)
+        return await loop.run_in_executor(
+            executor, lambda: self.read(utterance, list(targets), caption_callback)
+        )
+
+    async def speak_async(
+        self,
+        utterance: Utterance,
+        result: CascadeResult,
+        executor: Executor | None = None,
+        voices: Voices | None = None,
+        on_clause: ClauseCallback | None = None,
+    ) -> CascadeResult:
+        """`speak` on an executor thread; `on_clause` is called on the event loop."""
+        loop = asyncio.get_running_loop()
         clause_callback = _on_loop(loop, on_clause)
         return await loop.run_in_executor(
-            executor,
-            lambda: self.process(
-                utterance, list(targets), caption_callback, voices, clause_callback
-            ),
+            executor, lambda: self.speak(utterance, result, voices, clause_callback)
         )
 
     def _drop(self, result: CascadeResult, reason: DropReason) -> CascadeResult:

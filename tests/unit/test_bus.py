@@ -132,3 +132,21 @@ async def test_stop_fails_what_is_still_queued_with_a_reason() -> None:
     assert len(seen.results) == 3
     reasons = {r.result.translations["pt"].event.reason for r in seen.results}  # type: ignore[union-attr]
     assert any("shut down" in reason for reason in reasons)
+
+
+async def test_the_next_caption_does_not_wait_for_the_voice_before_it() -> None:
+    stuck = Stuck()
+    seen = Collected()
+    voice = FakeVoice(stuck={"pt": stuck})
+    bus = InProcessBus(fake_cascade(voice=voice), seen.result, on_caption=seen.caption)
+    await bus.start()
+    try:
+        await bus.submit(job(0))
+        await bus.submit(job(1))
+        await until(lambda: ("u-1", "pt") in seen.captions, 5)  # while u-0 is being dubbed
+        assert not seen.results
+    finally:
+        stuck.release()
+    await until(lambda: len(seen.results) == 2, 5)
+    await bus.stop(timeout_s=5)
+    assert [r.job.utterance.sequence for r in seen.results] == [0, 1]  # dubs keep the order
