@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pipeline.audio import Audio
 from pipeline.cascade import Cascade, CascadeResult, Translation, Utterance
 from pipeline.events import CaptionFinal, FailureCause, UtteranceFailed
-from pipeline.metrics import ABANDONED_THREADS, STAGE_FAILURES
+from pipeline.metrics import ABANDONED_THREADS, STAGE_FAILURES, TTS_FALLBACKS
 from pipeline.tasks import cancel_and_wait
 
 LOG = logging.getLogger(__name__)
@@ -125,6 +127,8 @@ class InProcessBus(Bus):
     on_caption: CaptionHandler | None = None
     on_clause: ClauseHandler | None = None
     job_timeout_s: float = 30.0
+    fallback_voices: dict[str, str] = field(default_factory=dict)  # language → its fast voice
+    fallback_lag_s: float = 0.0  # a job this late when its speech starts takes them (0: never)
     abandoned_threads: int = 0
     cut_off: int = 0  # jobs stopped mid-run by stop()
     _queue: asyncio.Queue[Job] = field(init=False)
@@ -175,6 +179,7 @@ class InProcessBus(Bus):
     async def _speaking(self) -> None:
         while True:
             run, read = await self._read.get()
+            run.job = self._in_time(run.job)
             try:
                 spoken = await self._stage(run, self._speak_job(run, read))
                 await self._finish(
@@ -185,6 +190,19 @@ class InProcessBus(Bus):
                 raise
             finally:
                 self._read.task_done()
+
+    def _in_time(self, job: Job) -> Job:
+        """`job`, with its languages' fast voices when it is running late: under a CPU that
+        cannot keep up, a plainer voice now beats a natural one ever later."""
+        lag = time.time() - job.speech_end_at
+        if not self.fallback_lag_s or not job.speech_end_at or lag < self.fallback_lag_s:
+            return job
+        voices = {**job.voice_map}
+        for language in job.targets:
+            if language in self.fallback_voices and language != job.utterance.language:
+                voices[language] = self.fallback_voices[language]
+                TTS_FALLBACKS.labels(language).inc()
+        return dataclasses.replace(job, voices=tuple(voices.items()))
 
     def _read_job(self, run: _Run) -> Awaitable[CascadeResult]:
         def send_caption(caption: CaptionFinal) -> None:

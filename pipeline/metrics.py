@@ -20,6 +20,11 @@ STAGE_FAILURES = Counter("dragoman_stage_failures_total", "Stage calls that fail
 ABANDONED_THREADS = Counter(
     "dragoman_abandoned_threads_total", "Inference threads left behind in a stuck stage"
 )
+TTS_FALLBACKS = Counter(
+    "dragoman_tts_fallbacks_total",
+    "Dubs spoken by the language's fast voice because they were running late",
+    ["language"],
+)
 SPEECH_SECONDS = Counter("dragoman_speech_seconds_total", "Seconds of speech segments processed")
 SEGMENTS = Counter("dragoman_segments_total", "Speech segments cut by the VAD segmenter", ["cut"])
 BUS_JOBS = Counter(

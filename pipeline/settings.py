@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     )
     tts_sample_rate: int = Field(48000, description="output rate (48 kHz for WebRTC)")
     tts_device: Literal["cpu", "cuda"] = Field("cpu", description="where Kokoro runs")
+    tts_fallback_lag_s: float = Field(
+        4.0,
+        ge=0.0,
+        le=60.0,
+        description="a dub this late (s after its speech ended) is spoken by the language's "
+        "fast voice (espeak-ng, Piper for English): a machine short of CPU falls back on voice "
+        "quality, not latency; 0 never",
+    )
     tts_voice_mode: Literal["matched", "neutral"] = Field(
         "matched", description="matched: each speaker a voice near their own; neutral: defaults"
     )

@@ -75,6 +75,8 @@ def _in_process_bus(settings: Settings, models: Models, sink: ResultSink) -> Bus
         on_caption=sink.deliver_caption,
         on_clause=sink.deliver_clause,
         job_timeout_s=settings.bus_job_timeout_s,
+        fallback_voices={lang: models.voices.fallback(lang) for lang in models.voices.languages},
+        fallback_lag_s=settings.tts_fallback_lag_s,
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from pipeline.audio import Audio, resample
 from pipeline.errors import ModelUnavailableError, UnsupportedLanguageError
 from pipeline.tts.base import SpeechSynthesizer
-from pipeline.tts.espeak import EspeakSynthesizer
+from pipeline.tts.espeak import ESPEAK_VOICES, EspeakSynthesizer
 from pipeline.tts.festival import FestivalSynthesizer
 from pipeline.tts.kokoro import KokoroSynthesizer, kokoro_model
 from pipeline.tts.piper_voice import PiperSynthesizer, shipped_english_voice
@@ -121,9 +121,19 @@ class VoiceTable(SpeechSynthesizer):
     def default(self, language: str) -> str:
         return self.candidates(language)[0]
 
+    def fallback(self, language: str) -> str:
+        """The language's fast voice, for dubs running late: espeak-ng (Piper for English)
+        where the default is slower, else the default itself."""
+        default = self.default(language)
+        if default.startswith(("espeak:", "piper:")) or language not in ESPEAK_VOICES:
+            return default
+        return "piper:shipped" if language == "en" else f"espeak:{ESPEAK_VOICES[language]}"
+
     def voice(self, language: str, spec: str | None = None) -> SpeechSynthesizer:
-        """The language's voice `spec` (one of its candidates), else its default."""
-        chosen = spec if spec in self.candidates(language) else self.default(language)
+        """The language's voice `spec` (one of its candidates, or its fallback), else its
+        default."""
+        allowed = (*self.candidates(language), self.fallback(language))
+        chosen = spec if spec in allowed else self.default(language)
         with self._lock:
             if chosen not in self._built:
                 self._built[chosen] = build_voice(chosen, self.context)

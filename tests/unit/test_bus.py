@@ -5,6 +5,8 @@ on threads), short deadlines."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -150,3 +152,17 @@ async def test_the_next_caption_does_not_wait_for_the_voice_before_it() -> None:
     await until(lambda: len(seen.results) == 2, 5)
     await bus.stop(timeout_s=5)
     assert [r.job.utterance.sequence for r in seen.results] == [0, 1]  # dubs keep the order
+
+
+async def test_a_dub_running_late_is_spoken_by_the_fast_voice() -> None:
+    seen = Collected()
+    bus = InProcessBus(fake_cascade(), seen.result, fallback_voices={"pt": "espeak:pt-br"})
+    bus.fallback_lag_s = 4.0
+    await bus.start()
+    on_time, late = job(0), job(1)
+    await bus.submit(dataclasses.replace(on_time, speech_end_at=time.time()))
+    await bus.submit(dataclasses.replace(late, speech_end_at=time.time() - 5.0))
+    await until(lambda: len(seen.results) == 2, 5)
+    await bus.stop(timeout_s=5)
+    assert seen.results[0].job.voice_map == {}
+    assert seen.results[1].job.voice_map == {"pt": "espeak:pt-br"}  # not "en": its own words
