@@ -52,11 +52,11 @@ def best_envelope_match(
     language: str,
 ) -> float:
     """The caption's speech found in what was heard, in whichever of the language's voices the
-    room cast for the speaker."""
+    room cast for the speaker (or its fast voice, for a dub that ran late)."""
     text = str(caption["target_text"])
     return max(
         envelope_match(heard, models.voices.synthesize(text, language, voice).samples)
-        for voice in models.voices.candidates(language)
+        for voice in (*models.voices.candidates(language), models.voices.fallback(language))
     )
 
 
