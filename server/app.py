@@ -62,6 +62,17 @@ def warm_up(models: Models) -> None:
     models.translator.translate("ready", "en", "pt")
 
 
+def fast_voices(models: Models) -> dict[str, str]:
+    """Each language's fast voice, where it has one besides its default (a late dub of a
+    language that speaks espeak-ng anyway keeps its voice, and is not counted as a fallback)."""
+    voices = models.voices
+    return {
+        language: voices.fallback(language)
+        for language in voices.languages
+        if voices.fallback(language) != voices.default(language)
+    }
+
+
 def _in_process_bus(settings: Settings, models: Models, sink: ResultSink) -> Bus:
     cascade = Cascade(
         models.recognizer, models.translator, models.voices, settings.asr_min_speech_ratio
@@ -75,7 +86,7 @@ def _in_process_bus(settings: Settings, models: Models, sink: ResultSink) -> Bus
         on_caption=sink.deliver_caption,
         on_clause=sink.deliver_clause,
         job_timeout_s=settings.bus_job_timeout_s,
-        fallback_voices={lang: models.voices.fallback(lang) for lang in models.voices.languages},
+        fallback_voices=fast_voices(models),
         fallback_lag_s=settings.tts_fallback_lag_s,
     )
 
