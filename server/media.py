@@ -19,7 +19,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.codeccontext import VideoCodecContext
 from av.video.reformatter import VideoReformatter
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline.audio import Samples
 from pipeline.lipsync.base import Frame
@@ -34,6 +34,11 @@ ENCODED_FRAMES = Counter(
     "dragoman_encoded_frames_total", "Frames encoded (once per variant)", ["kind"]
 )
 PLAYOUT_STALLS = Counter("dragoman_playout_stalls_total", "Playout ran dry mid-turn", ["language"])
+AUDIO_CLOCK_LATE = Histogram(
+    "dragoman_audio_clock_late_seconds",
+    "How late the audio clock woke for its next 20 ms frame (a busy machine wakes it late)",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+)
 CHANNELS = Gauge("dragoman_media_channels", "Encoders running", ["kind"])
 PLAYOUT_DELAY = Gauge(
     "dragoman_playout_delay_seconds", "A language's initial playout delay D", ["language", "mode"]
@@ -153,6 +158,18 @@ class LiveAudio:
         self._pending = np.zeros(0, dtype=np.float32)
 
 
+AUDIO_RESYNC_S = 1.0  # further behind than this, the clock skips ahead rather than catch up
+AUDIO_CATCH_UP_FRAMES = 10  # frames made at most per wake-up (one burst of 200 ms)
+
+
+def frames_due(lateness_s: float) -> int:
+    """Frames owed at a wake-up `lateness_s` after the next frame was due. A busy machine
+    (every core on inference) wakes the clock late, and every hop to the encoder thread waits
+    for a core: catching up in one batch keeps 50 packets a second, where one frame per wake-up
+    fell to two thirds of that."""
+    return max(1, min(AUDIO_CATCH_UP_FRAMES, 1 + int(lateness_s / FRAME_S)))
+
+
 class _CountedLoop(BackgroundLoop):
     """A media loop counted in dragoman_media_channels by its kind while it runs."""
 
@@ -212,22 +229,31 @@ class AudioChannel(_CountedLoop):
         )[0]
         next_tick = loop.time()
         while True:
-            frame = self._mix()
-            packets = await loop.run_in_executor(self._executor, self._encoder.encode, frame)
-            ENCODED_FRAMES.labels("audio").inc()
+            late = loop.time() - next_tick
+            AUDIO_CLOCK_LATE.observe(max(0.0, late))
+            due = frames_due(late)
+            frames = [self._mix() for _ in range(due)]
+            packets = await loop.run_in_executor(self._executor, self._encode_all, frames)
+            ENCODED_FRAMES.labels("audio").inc(due)
             for packet in packets:
                 silence.pts, silence.time_base = packet.pts, packet.time_base
                 self.fanout.publish(packet, self.muted, silence)
             self._report_stalls()
-            next_tick += FRAME_S
+            next_tick += due * FRAME_S
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            if loop.time() - next_tick > 0.2:  # fell far behind (e.g. suspended): resync
+            if loop.time() - next_tick > AUDIO_RESYNC_S:  # suspended, not merely busy
                 next_tick = loop.time()
+
+    def _encode_all(self, frames: list[Samples]) -> list[Packet]:
+        return [packet for frame in frames for packet in self._encoder.encode(frame)]
 
     def _report_stalls(self) -> None:
         if self.playout is not None and self.playout.stalls > self._stalls_reported:
             PLAYOUT_STALLS.labels(self.language).inc(self.playout.stalls - self._stalls_reported)
             self._stalls_reported = self.playout.stalls
+
+
+STILL_REFRESH_S = 1.0  # a picture that does not change is encoded again this often
 
 
 class VideoChannel(_CountedLoop):
@@ -255,9 +281,13 @@ class VideoChannel(_CountedLoop):
         self._keyframe_interval = max(1, round(keyframe_interval_s * fps))
         self._codec = self._new_codec()
         self._scaler = VideoReformatter()
-        self._index = 0
+        self._index = 0  # ticks of the channel's clock (the frames' timestamps)
         self._keyframe_wanted = True
         self._last: VideoSource = None
+        self._encoded: VideoSource = None  # the picture last encoded
+        self._encoded_at = -1  # and its tick
+        self._keyframe_at = 0
+        self._refresh = max(1, round(STILL_REFRESH_S * fps))
 
     def _new_codec(self) -> VideoCodecContext:
         codec = av.CodecContext.create("libvpx", "w")
@@ -276,7 +306,7 @@ class VideoChannel(_CountedLoop):
     def request_keyframe(self) -> None:
         self._keyframe_wanted = True
 
-    def _encode(self, source: VideoSource, keyframe: bool) -> list[Packet]:
+    def _encode(self, source: VideoSource, keyframe: bool, tick: int) -> list[Packet]:
         if source is None:
             source = np.zeros((self._size[1], self._size[0], 3), dtype=np.uint8)
         if isinstance(source, np.ndarray):
@@ -288,16 +318,30 @@ class VideoChannel(_CountedLoop):
         scaled = self._scaler.reformat(
             frame, width=self._size[0], height=self._size[1], format="yuv420p"
         )
-        scaled.pts = self._index
+        scaled.pts = tick
         scaled.time_base = fractions.Fraction(1, self._fps)
         scaled.pict_type = (
             av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
         )
         packets = list(self._codec.encode(scaled))
         for packet in packets:
-            packet.pts = round(self._index * 90000 / self._fps)
+            packet.pts = round(tick * 90000 / self._fps)
             packet.time_base = VIDEO_TIME_BASE
         return packets
+
+    def _plan(self, frame: VideoSource) -> bool | None:
+        """This tick's frame: a keyframe (True), a delta frame (False), or none (None): a still
+        picture (no camera, a camera that sends nothing, lips held between dubs) is sent again
+        only every STILL_REFRESH_S, since a receiver keeps showing the last frame and encoding
+        a 640×480 picture costs ~5 ms of a core. Advances the channel's clock by one tick."""
+        tick, self._index = self._index, self._index + 1
+        keyframe = self._keyframe_wanted or tick - self._keyframe_at >= self._keyframe_interval
+        if frame is self._encoded and tick - self._encoded_at < self._refresh and not keyframe:
+            return None
+        self._keyframe_wanted = False
+        self._encoded, self._encoded_at = frame, tick
+        self._keyframe_at = tick if keyframe else self._keyframe_at
+        return keyframe
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -308,14 +352,14 @@ class VideoChannel(_CountedLoop):
                 frame = self._source()
                 frame = self._last if frame is None else frame  # camera off: the last one held
                 self._last = frame
-                keyframe = self._keyframe_wanted or self._index % self._keyframe_interval == 0
-                self._keyframe_wanted = False
-                for packet in await loop.run_in_executor(
-                    self._executor, self._encode, frame, keyframe
-                ):
-                    self.fanout.publish(packet)
-                ENCODED_FRAMES.labels("video").inc()
-                self._index += 1
+                tick = self._index
+                keyframe = self._plan(frame)
+                if keyframe is not None:
+                    for packet in await loop.run_in_executor(
+                        self._executor, self._encode, frame, keyframe, tick
+                    ):
+                        self.fanout.publish(packet)
+                    ENCODED_FRAMES.labels("video").inc()
             next_tick += period
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
             if loop.time() - next_tick > 0.5:
