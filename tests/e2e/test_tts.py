@@ -55,7 +55,10 @@ def test_every_languages_default_voice_is_understood(
     models: Models, clips: list[Clip], language: str, engine: str, limit: float
 ) -> None:
     assert models.voices.voice(language).name == engine
-    errors = [heard_back(models, text, language) for text in sentences(clips, language)]
+    # Every fixture sentence of the language (four, or two in Catalan): with three, one foreign
+    # name that Whisper base splits ("Giancarlo Fisichella") outweighs a whole voice.
+    every = sentences(clips, language, count=4)
+    errors = [heard_back(models, text, language) for text in every]
     assert float(np.mean(errors)) <= limit, errors
 
 
