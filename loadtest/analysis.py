@@ -36,6 +36,8 @@ class RunFigures:
     stage_tau: dict[str, float]
     rss_mb_max: float
     packets_per_listener_s_min: float
+    audio_packets_dropped: float  # by the gateway, for a listener whose sender fell behind
+    audio_frames_skipped: float  # by a gateway clock that woke over a second late
     rss_per_participant_mb: float | None = None
     caption_latencies: list[float] = field(default_factory=list)
     rss_series: list[tuple[float, float]] = field(default_factory=list)
@@ -145,6 +147,10 @@ def analyse(
         packets_per_listener_s_min=round(
             min((r["packets"] / max(r["listened_s"], 1e-9) for r in reports), default=0.0), 1
         ),
+        audio_packets_dropped=delta(
+            after, before, "dragoman_listener_packets_dropped_total", kind="audio"
+        ),
+        audio_frames_skipped=delta(after, before, "dragoman_audio_frames_skipped_total"),
         caption_latencies=[round(v, 3) for v in caption_latencies],
         rss_series=[(round(t, 1), round(rss, 1)) for t, rss, _ in series],
     )

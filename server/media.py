@@ -34,6 +34,10 @@ ENCODED_FRAMES = Counter(
     "dragoman_encoded_frames_total", "Frames encoded (once per variant)", ["kind"]
 )
 PLAYOUT_STALLS = Counter("dragoman_playout_stalls_total", "Playout ran dry mid-turn", ["language"])
+AUDIO_FRAMES_SKIPPED = Counter(
+    "dragoman_audio_frames_skipped_total",
+    "20 ms frames the audio clock skipped after waking over a second late (a suspended process)",
+)
 AUDIO_CLOCK_LATE = Histogram(
     "dragoman_audio_clock_late_seconds",
     "How late the audio clock woke for its next 20 ms frame (a busy machine wakes it late)",
@@ -102,14 +106,27 @@ class Fanout:
         self,
         packet: Packet,
         muted: set[PacketTrack] | None = None,
-        silence: Packet | None = None,
+        silence: bytes | None = None,
     ) -> None:
+        """Send `packet` to every track; a muted one gets `silence` (an encoded silent frame) at
+        the packet's time instead, when given."""
+        quiet: Packet | None = None
         for track in self.tracks:
             if muted and track in muted:
                 if silence is not None:
-                    track.push(silence)
+                    quiet = quiet or silent_twin(packet, silence)
+                    track.push(quiet)
             else:
                 track.push(packet)
+
+
+def silent_twin(packet: Packet, silence: bytes) -> Packet:
+    """A new packet of `silence` with `packet`'s timestamp. Never one shared packet re-stamped:
+    a track's queue may still hold it, and packets that share a timestamp are merged into one
+    frame by the receiver's jitter buffer (a catch-up batch of ten became one)."""
+    twin = av.Packet(silence)
+    twin.pts, twin.time_base = packet.pts, packet.time_base
+    return twin
 
 
 class OpusStream:
@@ -222,11 +239,13 @@ class AudioChannel(_CountedLoop):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        silence = (
-            await loop.run_in_executor(
-                self._executor, OpusStream().encode, np.zeros(FRAME_SAMPLES, np.float32)
-            )
-        )[0]
+        silence = bytes(
+            (
+                await loop.run_in_executor(
+                    self._executor, OpusStream().encode, np.zeros(FRAME_SAMPLES, np.float32)
+                )
+            )[0]
+        )
         next_tick = loop.time()
         while True:
             late = loop.time() - next_tick
@@ -236,12 +255,13 @@ class AudioChannel(_CountedLoop):
             packets = await loop.run_in_executor(self._executor, self._encode_all, frames)
             ENCODED_FRAMES.labels("audio").inc(due)
             for packet in packets:
-                silence.pts, silence.time_base = packet.pts, packet.time_base
                 self.fanout.publish(packet, self.muted, silence)
             self._report_stalls()
             next_tick += due * FRAME_S
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            if loop.time() - next_tick > AUDIO_RESYNC_S:  # suspended, not merely busy
+            behind = loop.time() - next_tick
+            if behind > AUDIO_RESYNC_S:  # suspended, not merely busy
+                AUDIO_FRAMES_SKIPPED.inc(int(behind / FRAME_S))
                 next_tick = loop.time()
 
     def _encode_all(self, frames: list[Samples]) -> list[Packet]:

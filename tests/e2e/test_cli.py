@@ -54,7 +54,7 @@ def test_translate_writes_speech_captions_and_report(
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["targets"] == ["pt", "es"] and report["source_lang"] == "en"
-    assert 0 < report["tau"] < 2
+    assert 0 < report["tau"] < 5  # a sanity bound: the speed target is `bench pipeline`'s
     segments = report["segments"]
     assert len(segments) >= 2
     for segment in segments:

@@ -44,7 +44,10 @@ def test_short_run_loses_nothing_and_writes_the_report(settings: Settings, tmp_p
     assert summary["caption_latency_p50_s"] > 0
     run = summary["runs"][0]
     assert run["utterances"] >= 2 and run["finals_received"] == run["finals_expected"] > 0
-    assert run["packets_per_listener_s_min"] >= 45  # every listener at (nearly) 50 packets/s
+    # Every listener at 50 packets a second, the floor holder's silence included (the gateway
+    # drops none for a slow sender; what is missing was lost on the way).
+    assert run["packets_per_listener_s_min"] >= 47
+    assert run["audio_packets_dropped"] == 0
     assert summary["cost_per_speech_s"]["turn_taking"]["3"] > 0
     assert summary["slo"]["passed"] is True
     report = (tmp_path / "report.html").read_text()

@@ -60,6 +60,27 @@ async def test_slow_encoder_hops_still_give_fifty_packets_a_second() -> None:
     assert len(listener._packets) >= 0.9 * 2.0 / 0.02
 
 
+@pytest.mark.looptime(False)
+async def test_a_muted_listener_gets_silence_at_every_timestamp_of_a_catch_up_batch() -> None:
+    """The floor holder hears silence on their own language's channel: each silent packet has
+    its own timestamp, or the receiver merges a whole batch into one frame."""
+    executor = SlowExecutor(delay_s=0.03)  # late hops: the clock catches up in batches
+    channel = AudioChannel("pt", Playout(DelayEstimate(0.5)), LiveAudio(), 0.0, executor)
+    holder, other = PacketTrack("audio", capacity=500), PacketTrack("audio", capacity=500)
+    channel.fanout.tracks.update({holder, other})
+    channel.muted = {holder}
+    channel.start()
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        await channel.stop()
+        executor.shutdown(wait=True)
+    stamps = [packet.pts for packet in holder._packets]
+    assert len(stamps) >= 40
+    assert stamps == [packet.pts for packet in other._packets][: len(stamps)]
+    assert np.all(np.diff(stamps) == 960)  # 20 ms apart, none repeated
+
+
 def planned(channel: VideoChannel, pictures: list[object]) -> list[bool | None]:
     return [channel._plan(picture) for picture in pictures]  # type: ignore[arg-type]
 
