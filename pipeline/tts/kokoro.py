@@ -157,8 +157,11 @@ class KokoroSynthesizer(SpeechSynthesizer):
         self.espeak_voice = espeak_voice
 
     def clauses(self, text: str, language: str, voice: str | None = None) -> Iterator[Audio]:
+        """Clause by clause, a long first one cut before a phrase: at τ ≈ 0.35, a 15-word
+        clause kept speech waiting over a second (first audio, median: 1128 → 880 ms). The
+        fast voices (Piper, Festival) need no cut, and a cut costs a little prosody."""
         library = espeak_library()
-        for words, marks in clauses(text):
+        for words, marks in clauses(text, language):
             phonemes = library.ipa(words, self.espeak_voice) + marks[:1]
             pieces = [
                 self.model.speak(part, self.voice, self.speed)
