@@ -114,7 +114,8 @@ class Fanout:
         for track in self.tracks:
             if muted and track in muted:
                 if silence is not None:
-                    quiet = quiet or silent_twin(packet, silence)
+                    if quiet is None:
+                        quiet = silent_twin(packet, silence)
                     track.push(quiet)
             else:
                 track.push(packet)
