@@ -38,6 +38,15 @@ class SlowExecutor(ThreadPoolExecutor):
         return super().submit(late)
 
 
+async def run_for(channel: AudioChannel, executor: ThreadPoolExecutor, seconds: float) -> None:
+    channel.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await channel.stop()
+        executor.shutdown(wait=True)
+
+
 def test_frames_owed_grow_with_lateness_up_to_one_burst() -> None:
     assert frames_due(-0.01) == 1
     assert frames_due(0.0) == 1
@@ -51,12 +60,7 @@ async def test_slow_encoder_hops_still_give_fifty_packets_a_second() -> None:
     channel = AudioChannel("pt", Playout(DelayEstimate(0.5)), LiveAudio(), 0.0, executor)
     listener = PacketTrack("audio", capacity=500)
     channel.fanout.tracks.add(listener)
-    channel.start()
-    try:
-        await asyncio.sleep(2.0)
-    finally:
-        await channel.stop()
-        executor.shutdown(wait=True)
+    await run_for(channel, executor, 2.0)
     assert len(listener._packets) >= 0.9 * 2.0 / 0.02
 
 
@@ -69,12 +73,7 @@ async def test_a_muted_listener_gets_silence_at_every_timestamp_of_a_catch_up_ba
     holder, other = PacketTrack("audio", capacity=500), PacketTrack("audio", capacity=500)
     channel.fanout.tracks.update({holder, other})
     channel.muted = {holder}
-    channel.start()
-    try:
-        await asyncio.sleep(1.0)
-    finally:
-        await channel.stop()
-        executor.shutdown(wait=True)
+    await run_for(channel, executor, 1.0)
     stamps = [packet.pts for packet in holder._packets]
     assert len(stamps) >= 40
     assert stamps == [packet.pts for packet in other._packets][: len(stamps)]
