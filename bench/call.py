@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -22,6 +22,8 @@ from testkit.peer import Participant
 from testkit.stats import quantile
 
 TURN_PAUSE_S = 4.0  # quiet between clips, so each clip's first audio is measured on its own
+DUB_EVENT_LEAD_S = 0.1  # a dub's first packets may arrive just before its dub.started event
+DUB_SOUND_WINDOW_S = 1.0  # its first sound is within this of the event (else: the event's time)
 
 
 def _sum(name: str, **labels: str) -> float:
@@ -65,11 +67,12 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float
 @dataclass
 class CallResult:
     caption_latencies: list[float]
-    audio_latencies: list[float]
+    audio_latencies: list[float]  # each turn's first dub, from the end of its speech
     lost_finals: int
     packet_rates: list[float]
     work: dict[str, float]
     duration_s: float
+    dub_latencies: list[float] = field(default_factory=list)  # every segment's dub
     turn_s: float = 0.0  # seconds of speech said
 
     @property
@@ -118,31 +121,37 @@ def _measure(
     duration: float,
 ) -> CallResult:
     utterances = {c.utterance_id for _, c in speaker.finals("en")}
-    caption_latencies, audio_latencies, rates = [], [], []
-    lost = 0
+    result = CallResult([], [], 0, [], {}, duration)
     for listener in audience:
         arrivals = {c.utterance_id: (at, c) for at, c in listener.finals()}
         failed = {f.utterance_id for f in listener.failures()}
-        lost += len(utterances - set(arrivals) - failed)
-        captions = {u: c for u, (_, c) in arrivals.items()}
-        caption_latencies += [at - c.speech_end_at for at, c in arrivals.values()]
+        result.lost_finals += len(utterances - set(arrivals) - failed)
+        result.caption_latencies += [at - c.speech_end_at for at, c in arrivals.values()]
+        heard = _dubs_heard(listener)
+        captions = [c for _, c in arrivals.values()]
+        result.dub_latencies += [
+            heard[c.utterance_id] - c.speech_end_at for c in captions if c.utterance_id in heard
+        ]
         for turn_start, turn_end in turns:
-            first = min(
-                (
-                    c.speech_end_at
-                    for c in captions.values()
-                    if turn_start <= c.speech_end_at <= turn_end + 1.0
-                ),
-                default=None,
-            )
-            sound = listener.heard.first_sound_after(first) if first is not None else None
-            if first is not None and sound is not None:
-                audio_latencies.append(sound - first)
+            in_turn = [c for c in captions if turn_start <= c.speech_end_at <= turn_end + 1.0]
+            first = min(in_turn, key=lambda c: c.speech_end_at, default=None)
+            if first is not None and first.utterance_id in heard:
+                result.audio_latencies.append(heard[first.utterance_id] - first.speech_end_at)
         received = [at for at, _ in listener.heard.frames if at >= started]
-        rates.append(
+        result.packet_rates.append(
             len(received) / max(received[-1] - received[0], 1e-3) if len(received) > 1 else 0.0
         )
-    return CallResult(caption_latencies, audio_latencies, lost, rates, {}, duration)
+    return result
+
+
+def _dubs_heard(listener: Participant) -> dict[str, float]:
+    """When each utterance's dub was first heard: its first sound from the moment the gateway
+    said it starts (sound and that event leave together), by utterance id."""
+    heard = {}
+    for utterance_id, at in listener.dub_starts().items():
+        sound = listener.heard.first_sound_after(at - DUB_EVENT_LEAD_S)
+        heard[utterance_id] = at if sound is None or sound - at > DUB_SOUND_WINDOW_S else sound
+    return heard
 
 
 async def bench_call(
@@ -173,6 +182,8 @@ async def bench_call(
         "caption_latency_p95_s": quantile(main.caption_latencies, 0.95),
         "audio_latency_p50_s": quantile(main.audio_latencies, 0.5),
         "audio_latency_p95_s": quantile(main.audio_latencies, 0.95),
+        "dub_latency_p50_s": quantile(main.dub_latencies, 0.5),
+        "dub_latency_p95_s": quantile(main.dub_latencies, 0.95),
         "lost_finals": main.lost_finals + small.lost_finals + large.lost_finals,
         "captions_measured": len(main.caption_latencies),
         "stalls": main.work["stalls"],
@@ -182,6 +193,8 @@ async def bench_call(
         "playout_delay_s_smooth": smooth_delay,
         "audio_latency_p50_s_smooth": quantile(smooth.audio_latencies, 0.5),
         "audio_latency_p95_s_smooth": quantile(smooth.audio_latencies, 0.95),
+        "dub_latency_p50_s_smooth": quantile(smooth.dub_latencies, 0.5),
+        "dub_latency_p95_s_smooth": quantile(smooth.dub_latencies, 0.95),
         "work_1_plus_2": small.work,
         "work_1_plus_crowd": large.work,
         "crowd": crowd,

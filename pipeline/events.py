@@ -80,6 +80,14 @@ class UtteranceDropped(_UtteranceEvent):
     speaker: str = ""
 
 
+class DubStarted(_UtteranceEvent):
+    """A segment's translated speech starts playing now, to this language's listeners."""
+
+    type: Literal["dub.started"] = "dub.started"
+    target_language: str
+    speech_end_at: float = Field(description="wall-clock time its speech ended (epoch s)")
+
+
 class ParticipantInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -144,6 +152,7 @@ RoomEvent = (
     CaptionFinal
     | UtteranceFailed
     | UtteranceDropped
+    | DubStarted
     | FloorChanged
     | ParticipantsChanged
     | SpeakingChanged

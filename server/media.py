@@ -47,6 +47,12 @@ CHANNELS = Gauge("dragoman_media_channels", "Encoders running", ["kind"])
 PLAYOUT_DELAY = Gauge(
     "dragoman_playout_delay_seconds", "A language's initial playout delay D", ["language", "mode"]
 )
+DUB_START_LATENCY = Histogram(
+    "dragoman_dub_start_latency_seconds",
+    "From the end of a segment's speech to its dub's first frame at the listeners",
+    ["language", "mode"],
+    buckets=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0),
+)
 if TYPE_CHECKING:
     Packet = av.Packet[Any]
 else:

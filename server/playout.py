@@ -6,6 +6,7 @@ Clocked by frames (20 ms each), not by wall time, so it is exact and testable.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -69,6 +70,8 @@ class Dub:
     video: VideoClip | None = None
     awaiting_video: bool = False  # its lip-synced video is being made: it waits (bounded)
     complete: bool = True
+    utterance_id: str = ""
+    speech_end_at: float = 0.0  # wall-clock time its speech ended (epoch s)
 
     def extend(self, more: Samples) -> None:
         self.speech = np.concatenate([self.speech, more])
@@ -102,6 +105,7 @@ class Playout:
     _starved: bool = False
     _in_turn: bool = False  # something played since translations last all arrived
     _video_waited: int = 0
+    on_start: Callable[[Dub], None] | None = None  # each dub, at its first frame
 
     @property
     def buffered_s(self) -> float:
@@ -113,13 +117,19 @@ class Playout:
     def playing(self) -> bool:
         return self._current is not None
 
-    def add(self, speech: Samples, complete: bool = True) -> Dub:
+    def add(
+        self,
+        speech: Samples,
+        complete: bool = True,
+        utterance_id: str = "",
+        speech_end_at: float = 0.0,
+    ) -> Dub:
         """Queue a segment's speech (48 kHz mono); over the bound the oldest queued is dropped.
         The returned dub takes its lip-synced video when that is ready, and, when not
         `complete`, the rest of its clauses."""
         if self._current is None and not self._queue and not self._starved:
             self._wait_frames = round(self.delay.delay_s / FRAME_S)
-        dub = Dub(speech, complete=complete)
+        dub = Dub(speech, complete=complete, utterance_id=utterance_id, speech_end_at=speech_end_at)
         self._queue.append(dub)
         while self.buffered_s > self.max_buffered_s and len(self._queue) > 1:
             self.dropped_s += len(self._queue.popleft().speech) / SAMPLE_RATE
@@ -177,6 +187,8 @@ class Playout:
             return False
         self._current, self._position, self._starved = self._queue.popleft(), 0, False
         self._video_waited = 0
+        if self.on_start is not None:
+            self.on_start(self._current)
         return True
 
     def _run_dry(self) -> None:

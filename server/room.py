@@ -23,6 +23,7 @@ from pipeline.cascade import Utterance
 from pipeline.events import (
     CaptionFinal,
     DropReason,
+    DubStarted,
     FloorChanged,
     ParticipantsChanged,
     RoomEvent,
@@ -46,7 +47,14 @@ from server.errors import Conflict, Forbidden, NotFound
 from server.floor import Floor
 from server.ingest import AudioIngest
 from server.lipvideo import DubbedText, LipVideo
-from server.media import PLAYOUT_DELAY, AudioChannel, LiveAudio, PacketTrack, VideoChannel
+from server.media import (
+    DUB_START_LATENCY,
+    PLAYOUT_DELAY,
+    AudioChannel,
+    LiveAudio,
+    PacketTrack,
+    VideoChannel,
+)
 from server.participant import Participant
 from server.peer import EventChannel, Peer, PeerEvents, PeerFactory, aiortc_peers
 from server.playout import DelayEstimate, Dub, Playout, PlayoutMode
@@ -462,6 +470,7 @@ class Room:
                     smooth_max_delay_s=self.settings.playout_smooth_max_delay_s,
                 ),
                 max_video_wait_s=self.settings.lipsync_max_wait_s,
+                on_start=lambda dub: self._dub_started(language, dub),
             )
             channel = AudioChannel(
                 language,
@@ -743,7 +752,11 @@ class Room:
                         translation.speech.duration_s,
                     )
                     PLAYOUT_DELAY.labels(language, delay.mode).set(delay.delay_s)
-                    dub = streamed or channel.playout.add(translation.speech.samples)
+                    dub = streamed or channel.playout.add(
+                        translation.speech.samples,
+                        utterance_id=job.utterance.utterance_id,
+                        speech_end_at=job.speech_end_at,
+                    )
                     if isinstance(translation.event, CaptionFinal):
                         self._lipsync(job, translation.event, dub)
             if translation is None or translation.delivered:
@@ -772,9 +785,30 @@ class Room:
         key = (job.utterance.utterance_id, language)
         streaming = self._streaming.get(key)
         if streaming is None:
-            self._streaming[key] = channel.playout.add(clause.samples, complete=False)
+            self._streaming[key] = channel.playout.add(
+                clause.samples,
+                complete=False,
+                utterance_id=job.utterance.utterance_id,
+                speech_end_at=job.speech_end_at,
+            )
         else:
             streaming.extend(clause.samples)
+
+    def _dub_started(self, language: str, dub: Dub) -> None:
+        """A dub's first frame is on its way: its listeners hear it now."""
+        if dub.speech_end_at > 0:
+            DUB_START_LATENCY.labels(language, self.playout_mode).observe(
+                max(0.0, time.time() - dub.speech_end_at)
+            )
+        if dub.utterance_id:
+            self._send_to_language(
+                language,
+                DubStarted(
+                    utterance_id=dub.utterance_id,
+                    target_language=language,
+                    speech_end_at=dub.speech_end_at,
+                ),
+            )
 
     def _lipsync(self, job: Job, caption: CaptionFinal, dub: Dub) -> None:
         """Video for the dub, when someone watches this language lip-synced."""

@@ -23,7 +23,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from pydantic import ValidationError
 
 from pipeline.audio import Samples
-from pipeline.events import PIPELINE_EVENT, CaptionFinal, RoomEvent, UtteranceFailed
+from pipeline.events import PIPELINE_EVENT, CaptionFinal, DubStarted, RoomEvent, UtteranceFailed
 from pipeline.lipsync.video import rgb
 from pipeline.tasks import TaskSet
 
@@ -245,6 +245,14 @@ class Participant:
             for at, e in self.received
             if isinstance(e, CaptionFinal) and e.target_language == wanted
         ]
+
+    def dub_starts(self) -> dict[str, float]:
+        """When each utterance's dub in this participant's language began to arrive, by id."""
+        starts: dict[str, float] = {}
+        for at, e in self.received:
+            if isinstance(e, DubStarted) and e.target_language == self.language:
+                starts.setdefault(e.utterance_id, at)
+        return starts
 
     def failures(self) -> list[UtteranceFailed]:
         return [e for _, e in self.received if isinstance(e, UtteranceFailed)]

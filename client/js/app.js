@@ -239,6 +239,8 @@ function onRoomEvent(event) {
       state.stats.onCaption(event, Date.now());
       renderStats();
       return showCaption(state.captions.apply(event), true);
+    case "dub.started":
+      return markVoiced(`${event.utterance_id}|${event.target_language}`);
     case "translation.status":
       $("translation-paused").hidden = !event.paused;
       return undefined;
@@ -311,6 +313,13 @@ function showCaption(entry, final) {
   source.lang = entry.sourceLanguage;
   if (following) list.scrollTop = list.scrollHeight; // autoscroll unless the reader scrolled back
   if (final) $("caption-live").textContent = `${nameOf(entry.speaker)}: ${entry.text}`;
+}
+
+// The caption whose translated speech is playing now.
+function markVoiced(key) {
+  const list = $("caption-list");
+  list.querySelector("li.voiced")?.classList.remove("voiced");
+  list.querySelector(`li[data-key="${CSS.escape(key)}"]`)?.classList.add("voiced");
 }
 
 function showNotice(message) {

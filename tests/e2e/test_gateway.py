@@ -102,10 +102,17 @@ async def test_three_person_room_translates_for_each_listener(
         # Each caption's own speech arrived, intact.
         matches = [best_envelope_match(models, heard, c, language) for c in captions]
         assert all(m >= 0.8 for m in matches), (matches, captions)
+        # Each dub was announced as it started: in order, and heard from that moment.
+        starts = listener.dub_starts()
+        assert list(starts) == [c["utterance_id"] for c in captions]
+        for at in starts.values():
+            sound = listener.heard.first_sound_after(at - 0.1)
+            assert sound is not None and sound - at < 0.5
         said = " ".join(c["target_text"] for c in captions)
         assert heard_wer(models, said, heard, language) <= 0.40
         assert listener.video_frames > 0
     assert [c["target_text"] for c in alice.captions()]  # the speaker reads their own words
+    assert not alice.dub_starts()  # nothing is dubbed into the speaker's own language
     assert not bruno.of_type("utterance.failed") and not carla.of_type("utterance.failed")
     await leave_all(http, alice, bruno, carla)
 

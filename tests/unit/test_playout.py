@@ -38,6 +38,19 @@ def test_first_segment_waits_d_then_segments_play_back_to_back() -> None:
     assert playout.stalls == 0
 
 
+def test_each_dub_is_announced_at_its_first_frame() -> None:
+    started: list[tuple[str, int]] = []
+    playout = Playout(DelayEstimate(max_delay_s=1.0, tau=0.2, segment_s=1.0, weight=0.0))
+    frames: list[object] = []
+    playout.on_start = lambda dub: started.append((dub.utterance_id, len(frames)))
+    playout.add(tone(0.5), utterance_id="r/a/0", speech_end_at=100.0)
+    playout.add(tone(0.5), utterance_id="r/a/1", speech_end_at=101.0)
+    for _ in range(round(1.4 / FRAME_S)):
+        frames.append(playout.next_frame())
+    waited, first_dub = round(0.2 / FRAME_S), round(0.5 / FRAME_S)
+    assert started == [("r/a/0", waited), ("r/a/1", waited + first_dub)]
+
+
 def test_frames_are_filled_across_segment_boundaries() -> None:
     playout = Playout(DelayEstimate(max_delay_s=0.0))
     playout.add(tone(0.03, 0.1))  # 1.5 frames
