@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.audio import Audio
@@ -19,6 +17,7 @@ from pipeline.metrics import SPEECH_SECONDS, UTTERANCES, timed_stage
 from pipeline.mt.routes import RoutedTranslator
 from pipeline.segmenter import Segment
 from pipeline.tts.base import SpeechSynthesizer
+from pipeline.tts.interleave import Dubbing, speak_in_turns
 
 UNSUPPORTED = (UnsupportedLanguageError, UnsupportedPairError)
 
@@ -150,8 +149,7 @@ class Cascade:
         if result.transcript is None or not result.transcript.is_speech:
             return result
         if self._synthesize:
-            for target, translation in result.translations.items():
-                self.dub(utterance.said, translation, (voices or {}).get(target), on_clause)
+            self._dub_all(utterance.said, result.translations, voices or {}, on_clause)
         UTTERANCES.labels("translated").inc()
         return result
 
@@ -262,32 +260,41 @@ class Cascade:
         voice: str | None = None,
         on_clause: ClauseCallback | None = None,
     ) -> None:
-        """Speech for a caption, clause by clause (each to `on_clause` as it is made). A voice
-        that fails keeps what it said so far and leaves the caption (the terminal event) as it
-        is; the failure is counted in dragoman_stage_failures_total{stage="tts"}."""
-        event = translation.event
-        if (
-            not isinstance(event, CaptionFinal)
-            or event.route == "original"
-            or not event.target_text
-        ):
-            return
-        language, started = event.target_language, time.perf_counter()
-        spoken: list[Audio] = []
-        try:
-            with timed_stage("tts", language) as tts_elapsed:
-                for clause in self._synthesizer.clauses(event.target_text, language, voice):
-                    if not spoken:
-                        translation.first_audio_s = time.perf_counter() - started
-                    spoken.append(clause)
-                    if on_clause is not None:
-                        on_clause(language, clause)
-            translation.tts_s = tts_elapsed[0]
-        except Exception as exc:
-            LOG.warning("tts failed for %s in %s: %s", utterance.utterance_id, language, exc)
-        if spoken:
-            samples = np.concatenate([clause.samples for clause in spoken])
-            translation.speech = Audio(samples, spoken[0].sample_rate)
+        """Speech for one caption, clause by clause (each to `on_clause` as it is made)."""
+        language = translation.event.target_language
+        self._dub_all(utterance, {language: translation}, {language: voice or ""}, on_clause)
+
+    def _dub_all(
+        self,
+        utterance: Said,
+        translations: Mapping[str, Translation],
+        voices: Voices,
+        on_clause: ClauseCallback | None,
+    ) -> None:
+        """Every caption's speech, a clause of each language in turn. A voice that fails keeps
+        what it said so far and leaves the caption (the terminal event) as it is; the failure
+        is counted in dragoman_stage_failures_total{stage="tts"}."""
+        dubbings = {
+            language: Dubbing(
+                language,
+                self._clauses(event.target_text, language, voices.get(language) or None),
+                on_clause,
+                utterance.utterance_id,
+            )
+            for language, translation in translations.items()
+            if isinstance(event := translation.event, CaptionFinal)
+            and event.route != "original"
+            and event.target_text
+        }
+        speak_in_turns(list(dubbings.values()))
+        for language, dubbing in dubbings.items():
+            translation = translations[language]
+            translation.speech = dubbing.speech
+            translation.tts_s, translation.first_audio_s = dubbing.busy_s, dubbing.first_audio_s
+
+    def _clauses(self, text: str, language: str, voice: str | None) -> Iterator[Audio]:
+        # A generator, so that even a voice failing at its first call fails inside the dubbing.
+        yield from self._synthesizer.clauses(text, language, voice)
 
     @staticmethod
     def _caption(

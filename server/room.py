@@ -775,12 +775,13 @@ class Room:
     def deliver_clause(self, job: Job, language: str, clause: Audio) -> None:
         """A clause of a dub, as soon as it is spoken: the first starts the dub playing (after
         the playout's delay), the next ones extend it, the job's result completes it. Where
-        someone watches the language lip-synced, the dub waits for its whole speech instead:
-        the picture is made from all of it, and sound and picture start together."""
+        someone watches the language lip-synced and the speaker's camera was on, the dub waits
+        for its whole speech instead: the picture is made from all of it, and sound and picture
+        start together."""
         channel = self.channels.get(language)
         if not self._plays(job, language) or channel is None or channel.playout is None:
             return
-        if self.lip_video.wanted(language):
+        if self.lip_video.wanted(language) and self._camera_frames(job):
             return
         key = (job.utterance.utterance_id, language)
         streaming = self._streaming.get(key)
@@ -810,18 +811,24 @@ class Room:
                 ),
             )
 
-    def _lipsync(self, job: Job, caption: CaptionFinal, dub: Dub) -> None:
-        """Video for the dub, when someone watches this language lip-synced."""
-        language = caption.target_language
+    def _camera_frames(self, job: Job) -> list[av.VideoFrame]:
+        """The speaker's camera frames while the job's segment was said (none: camera off)."""
         speaker = self.participants.get(job.utterance.speaker)
-        if speaker is None or not self.lip_video.wanted(language):
-            return
+        if speaker is None:
+            return []
         segment = job.utterance.segment
         # The segmenter's clock to the wall clock: the voiced speech ended at speech_end_at.
         voiced_until = segment.voiced_until_s or segment.end_s
         start = job.speech_end_at - (voiced_until - segment.start_s)
         end = job.speech_end_at + (segment.end_s - voiced_until)
-        frames = speaker.video_history.between(start, end)
+        return speaker.video_history.between(start, end)
+
+    def _lipsync(self, job: Job, caption: CaptionFinal, dub: Dub) -> None:
+        """Video for the dub, when someone watches this language lip-synced."""
+        language = caption.target_language
+        if not self.lip_video.wanted(language):
+            return
+        frames = self._camera_frames(job)
         dub.awaiting_video = bool(frames)  # from now: the sync task clears it when done
         voice = (
             job.voice_map.get(language)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import av
 import numpy as np
 import pytest
 
@@ -321,6 +322,26 @@ async def test_clauses_start_the_dub_before_the_result_which_completes_it() -> N
         assert playout.pending_jobs == 0
         kit.room.deliver_clause(job, "en", clause)  # the speaker's own language is never dubbed
         assert "en" not in {dub for dub in kit.room._streaming}
+
+
+async def test_a_lip_synced_dub_streams_by_clause_unless_the_speaker_had_a_camera_on() -> None:
+    async with room_kit(unit_settings(playout_max_delay_s=0.0)) as kit:
+        ana, _ = await kit.join("ana", "en")
+        await kit.join("bea", "pt")
+        playout = kit.room.channels["pt"].playout
+        assert playout is not None
+        kit.room.lip_video.enabled = True
+        kit.room.lip_video.channel("pt", playout)  # bea watches pt lip-synced
+        await kit.room.request_floor(ana.id, ana.secret)
+        clause = Audio(np.full(9600, 0.2, np.float32), 48000)
+        await kit.room._on_segment(ana.id, segment(0), time.time())
+        kit.room.deliver_clause(kit.bus.jobs[-1], "pt", clause)
+        assert playout.buffered_s == pytest.approx(0.2)  # no camera: no picture to wait for
+        ana.video_history.add(time.time() - 0.5, av.VideoFrame(64, 64, "rgb24"))
+        await kit.room._on_segment(ana.id, segment(1), time.time())
+        kit.room.deliver_clause(kit.bus.jobs[-1], "pt", clause)
+        assert playout.buffered_s == pytest.approx(0.2)  # waits for its whole speech and picture
+        await kit.room.lip_video.stop()
 
 
 def voice_at(f0: float) -> VoicePrint:
