@@ -19,11 +19,10 @@ from server.ice import use_loopback_candidates
 from testkit.fixtures import Clip
 from testkit.harness import local_gateway
 from testkit.peer import Participant
-from testkit.stats import quantile
+from testkit.stats import dub_heard_at, quantile
 
 TURN_PAUSE_S = 4.0  # quiet between clips, so each clip's first audio is measured on its own
-DUB_EVENT_LEAD_S = 0.1  # a dub's first packets may arrive just before its dub.started event
-DUB_SOUND_WINDOW_S = 1.0  # its first sound is within this of the event (else: the event's time)
+SOUND_LEVEL = 0.01  # RMS of a frame that is heard
 
 
 def _sum(name: str, **labels: str) -> float:
@@ -145,13 +144,9 @@ def _measure(
 
 
 def _dubs_heard(listener: Participant) -> dict[str, float]:
-    """When each utterance's dub was first heard: its first sound from the moment the gateway
-    said it starts (sound and that event leave together), by utterance id."""
-    heard = {}
-    for utterance_id, at in listener.dub_starts().items():
-        sound = listener.heard.first_sound_after(at - DUB_EVENT_LEAD_S)
-        heard[utterance_id] = at if sound is None or sound - at > DUB_SOUND_WINDOW_S else sound
-    return heard
+    """When each utterance's dub was first heard, by utterance id."""
+    loud = [at for at, rms in listener.heard.levels if rms > SOUND_LEVEL]
+    return {u: dub_heard_at(at, loud) for u, at in listener.dub_starts().items()}
 
 
 async def bench_call(

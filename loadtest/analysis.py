@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadtest.metrics import Snapshot, delta
-from pipeline.events import PIPELINE_EVENT, CaptionFinal, RoomEvent, UtteranceFailed
-from testkit.stats import quantile
+from pipeline.events import PIPELINE_EVENT, CaptionFinal, DubStarted, RoomEvent, UtteranceFailed
+from testkit.stats import dub_heard_at, quantile
 
 TERMINAL = (CaptionFinal, UtteranceFailed)
 
@@ -80,12 +80,17 @@ def _latencies(report: dict[str, Any]) -> tuple[list[float], list[float]]:
         and e.utterance_id.split("/")[1] != report["id"]
     ]
     caption = [at - e.speech_end_at for at, e in captions]
-    audio = []
-    for _, event in captions:  # translated speech only: same-language listeners hear it live
-        if event.target_language == report["language"] != event.source_language:
-            onset = next((t for t in report["onsets"] if t >= event.speech_end_at), None)
-            if onset is not None and onset - event.speech_end_at < 30:
-                audio.append(onset - event.speech_end_at)
+    # Translated speech only (same-language listeners hear it live), from each dub's own start.
+    started = {
+        e.utterance_id: at
+        for at, e in arrivals(report)
+        if isinstance(e, DubStarted) and e.target_language == report["language"]
+    }
+    audio = [
+        dub_heard_at(started[e.utterance_id], report["onsets"]) - e.speech_end_at
+        for _, e in captions
+        if e.utterance_id in started
+    ]
     return caption, audio
 
 

@@ -10,7 +10,7 @@ from loadtest.analysis import analyse
 from loadtest.runner import LoadTestError, check_slo, parse_slo
 from loadtest.schedule import conversation, room_languages
 from loadtest.speech import EncodedClip
-from pipeline.events import CaptionFinal, UtteranceFailed
+from pipeline.events import CaptionFinal, DubStarted, UtteranceFailed
 from testkit.fakes import fake_caption
 
 
@@ -45,9 +45,11 @@ def test_slo_parsing_and_checking() -> None:
 
 def test_lost_finals_are_counted_by_utterance_and_listener() -> None:
     def event(kind: str, utterance: str, at: float = 10.0) -> dict[str, object]:
-        typed: CaptionFinal | UtteranceFailed
+        typed: CaptionFinal | UtteranceFailed | DubStarted
         if kind == "caption.final":
             typed = fake_caption(utterance, "pt", speech_end_at=9.0)
+        elif kind == "dub.started":
+            typed = DubStarted(utterance_id=utterance, target_language="pt", speech_end_at=9.0)
         else:
             typed = UtteranceFailed(
                 utterance_id=utterance, target_language="pt", stage="mt", reason="broken"
@@ -70,9 +72,17 @@ def test_lost_finals_are_counted_by_utterance_and_listener() -> None:
         "language": "pt",
         "spoken": [],
         "onsets": [9.8],
-        "events": [event("caption.final", "r/s/0", 10.2), event("utterance.failed", "r/s/1")],
+        "events": [
+            event("caption.final", "r/s/0", 10.2),
+            event("dub.started", "r/s/0", 9.75),  # heard at the onset just after
+            event("utterance.failed", "r/s/1"),
+        ],
     }
-    late = {**listener, "id": "m", "events": [event("caption.final", "r/s/1", 11.0)]}
+    late = {  # the onset at 9.8 is someone else's dub: this one started at 12.0, back to back
+        **listener,
+        "id": "m",
+        "events": [event("caption.final", "r/s/1", 11.0), event("dub.started", "r/s/1", 12.0)],
+    }
     figures = analyse("turn_taking", 1, 3, [speaker, listener, late], {}, {}, [], 10.0)
     assert (figures.finals_expected, figures.finals_received, figures.lost, figures.failed) == (
         6,
@@ -81,3 +91,4 @@ def test_lost_finals_are_counted_by_utterance_and_listener() -> None:
         1,
     )
     assert figures.caption_latency_p50_s == 1.2 and figures.audio_latency_p50_s == 0.8
+    assert figures.audio_latency_p95_s == 3.0
