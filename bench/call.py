@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from bench.steps import Step
 from pipeline.audio import read_file
+from pipeline.errors import DragomanError
 from pipeline.models import Models
 from pipeline.settings import Settings
 from server.ice import use_loopback_candidates
@@ -22,6 +23,7 @@ from testkit.peer import Participant
 from testkit.stats import dub_heard_at, quantile
 
 TURN_PAUSE_S = 4.0  # quiet between clips, so each clip's first audio is measured on its own
+SAY_MARGIN_S = 20.0  # a clip is said within its length and this (else its connection is gone)
 SOUND_LEVEL = 0.01  # RMS of a frame that is heard
 
 
@@ -98,8 +100,15 @@ async def run_call(
         assert speaker.microphone is not None
         for clip in clips:
             step(f"{room}: {clip.path.name}")
-            speaker.microphone.say(read_file(clip.path, 48000).samples)
+            speech = read_file(clip.path, 48000).samples
+            speaker.microphone.say(speech)
+            deadline = time.time() + len(speech) / 48000 + SAY_MARGIN_S
             while speaker.microphone.speaking:
+                if time.time() > deadline:
+                    raise DragomanError(
+                        f"bench call: {room}: the speaker's audio stopped flowing during "
+                        f"{clip.path.name} (its connection to the gateway is gone)"
+                    )
                 await asyncio.sleep(0.05)
             turns.append(speaker.microphone.spoken[-1])
             await asyncio.sleep(TURN_PAUSE_S)
