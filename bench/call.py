@@ -24,7 +24,6 @@ from testkit.stats import dub_heard_at, quantile
 
 TURN_PAUSE_S = 4.0  # quiet between clips, so each clip's first audio is measured on its own
 SAY_MARGIN_S = 20.0  # a clip is said within its length and this (else its connection is gone)
-SOUND_LEVEL = 0.01  # RMS of a frame that is heard
 
 
 def _sum(name: str, **labels: str) -> float:
@@ -154,7 +153,7 @@ def _measure(
 
 def _dubs_heard(listener: Participant) -> dict[str, float]:
     """When each utterance's dub was first heard, by utterance id."""
-    loud = [at for at, rms in listener.heard.levels if rms > SOUND_LEVEL]
+    loud = listener.heard.loud()
     return {u: dub_heard_at(at, loud) for u, at in listener.dub_starts().items()}
 
 

@@ -262,7 +262,8 @@ class Cascade:
     ) -> None:
         """Speech for one caption, clause by clause (each to `on_clause` as it is made)."""
         language = translation.event.target_language
-        self._dub_all(utterance, {language: translation}, {language: voice or ""}, on_clause)
+        voices = {language: voice} if voice else {}
+        self._dub_all(utterance, {language: translation}, voices, on_clause)
 
     def _dub_all(
         self,
@@ -277,7 +278,7 @@ class Cascade:
         dubbings = {
             language: Dubbing(
                 language,
-                self._clauses(event.target_text, language, voices.get(language) or None),
+                self._clauses(event.target_text, language, voices.get(language)),
                 on_clause,
                 utterance.utterance_id,
             )

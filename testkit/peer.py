@@ -145,6 +145,10 @@ class ReceivedAudio:
     def first_sound_after(self, moment: float, level: float = 0.01) -> float | None:
         return next((at for at, rms in self.levels if at >= moment and rms > level), None)
 
+    def loud(self, level: float = 0.01) -> list[float]:
+        """Wall times of the frames louder than `level`, in order."""
+        return [at for at, rms in self.levels if rms > level]
+
 
 @dataclass
 class Participant:
