@@ -1,7 +1,8 @@
 """One event vocabulary for DataChannel messages, bus messages and logs.
 
 Every finalised utterance ends in exactly one terminal event per target language:
-CaptionFinal or UtteranceFailed. An utterance with no speech ends in UtteranceDropped.
+CaptionFinal or UtteranceFailed. An utterance with no speech ends in UtteranceDropped. Before
+that, while it is spoken, CaptionPartial revisions may show it (best effort, never terminal).
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ class CaptionFinal(_UtteranceEvent):
     speech_end_s: float
     speech_end_at: float = Field(0.0, description="wall-clock time the speech ended (epoch s)")
     route: str = ""
+
+
+class CaptionPartial(_UtteranceEvent):
+    """What the floor holder is saying, while they say it: best effort. A newer revision
+    supersedes an older one (outboxes keep only the newest), any may be dropped under load,
+    and the utterance's caption.final replaces them all."""
+
+    type: Literal["caption.partial"] = "caption.partial"
+    revision: int = Field(ge=0, description="per utterance, rising; a higher one supersedes")
+    speaker: str
+    source_language: str
+    committed_text: str = Field(description="source words that will not change any more")
+    unstable_text: str = Field(description="source words after them, still being revised")
+    target_language: str
+    target_text: str = Field(description="the committed words in the target language")
 
 
 class UtteranceFailed(_UtteranceEvent):
@@ -150,6 +166,7 @@ class ParticipantsChanged(_Event):
 
 RoomEvent = (
     CaptionFinal
+    | CaptionPartial
     | UtteranceFailed
     | UtteranceDropped
     | DubStarted
