@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pipeline.audio import Audio
 from pipeline.cascade import Cascade, CascadeResult, Translation, Utterance
 from pipeline.events import CaptionFinal, FailureCause, UtteranceFailed
+from pipeline.live import PARTIALS, PartialReading, PartialRequest
 from pipeline.metrics import ABANDONED_THREADS, STAGE_FAILURES, TTS_FALLBACKS
 from pipeline.tasks import cancel_and_wait
 
@@ -36,6 +37,9 @@ class Job:
     recipient: str | None = None  # all-pairs baseline: this job's events go to one participant
     plays: bool = True  # its translated speech goes to the language's playout
     voices: tuple[tuple[str, str], ...] = ()  # (language, voice) chosen for this speaker
+    # In process only: the transcript a live-caption reading in flight will give (its whole
+    # speech), or "" when that reading is skipped; the final then needs no decode of its own.
+    heard_soon: asyncio.Future[str] | None = field(default=None, compare=False)
 
     @property
     def voice_map(self) -> dict[str, str]:
@@ -59,6 +63,11 @@ class Bus(ABC):
     @abstractmethod
     async def submit(self, job: Job) -> None:
         """Queue a job. Never drops it silently: a job that cannot be taken fails explicitly."""
+
+    async def read_partial(self, request: PartialRequest) -> PartialReading | None:
+        """A live caption of a segment still being spoken, best effort: None when skipped
+        (final work is running, or the transport has no live captions)."""
+        return None
 
     async def start(self) -> None:  # noqa: B027 - transports without a lifecycle need nothing
         """Start workers or connections."""
@@ -135,11 +144,15 @@ class InProcessBus(Bus):
     _read: asyncio.Queue[tuple[_Run, CascadeResult]] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _executor: ThreadPoolExecutor = field(init=False)
+    _live_pool: ThreadPoolExecutor = field(init=False)
+    _reading_now: int = 0
+    _live_now: bool = False
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.queue_size)
         self._read = asyncio.Queue(maxsize=self.queue_size)
         self._executor = self._new_pool()
+        self._live_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-captions")
 
     @property
     def pending(self) -> int:
@@ -164,6 +177,7 @@ class InProcessBus(Bus):
         while True:
             job = await self._queue.get()
             run = _Run(job)
+            self._reading_now += 1
             try:
                 read = await self._stage(run, self._read_job(run))
                 if isinstance(read, JobResult):
@@ -174,6 +188,7 @@ class InProcessBus(Bus):
                 await self._cut_off(run)
                 raise
             finally:
+                self._reading_now -= 1
                 self._queue.task_done()
 
     async def _speaking(self) -> None:
@@ -190,6 +205,26 @@ class InProcessBus(Bus):
                 raise
             finally:
                 self._read.task_done()
+
+    async def read_partial(self, request: PartialRequest) -> PartialReading | None:
+        """Run at once or not at all: skipped while a final is read or waits to be (finals
+        never queue behind live captions) and while the previous partial still runs."""
+        if self._live_now or self._reading_now or not self._queue.empty():
+            PARTIALS.labels("skipped").inc()
+            return None
+        self._live_now = True
+        try:
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(self._live_pool, self.cascade.read_partial, request)
+            reading = await asyncio.wait_for(work, self.job_timeout_s)
+        except Exception as exc:  # a timeout too; best effort: the final tells what failed
+            PARTIALS.labels("failed").inc()
+            LOG.debug("partial reading of %s failed: %s", request.utterance_id, exc)
+            return None
+        finally:
+            self._live_now = False
+        PARTIALS.labels("done").inc()
+        return reading
 
     def _in_time(self, job: Job) -> Job:
         """`job`, with its languages' fast voices when it is running late: under a CPU that
@@ -212,8 +247,18 @@ class InProcessBus(Bus):
             if self.on_caption is not None:
                 self.on_caption(run.job, caption)
 
+        return self._read_heard(run, send_caption)
+
+    async def _read_heard(
+        self, run: _Run, send_caption: Callable[[CaptionFinal], None]
+    ) -> CascadeResult:
         job = run.job
-        return self.cascade.read_async(job.utterance, job.targets, self._executor, send_caption)
+        utterance = job.utterance
+        if job.heard_soon is not None:
+            heard = await asyncio.shield(job.heard_soon)
+            if heard:
+                utterance = dataclasses.replace(utterance, heard=heard)
+        return await self.cascade.read_async(utterance, job.targets, self._executor, send_caption)
 
     def _speak_job(self, run: _Run, read: CascadeResult) -> Awaitable[CascadeResult]:
         def send_clause(language: str, clause: Audio) -> None:
@@ -293,3 +338,4 @@ class InProcessBus(Bus):
             await cancel_and_wait(task)
         self._tasks = []
         self._executor.shutdown(wait=self.abandoned_threads == 0 and self.cut_off == 0)
+        self._live_pool.shutdown(wait=False, cancel_futures=True)

@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from pipeline.agreement import agree
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.audio import Audio
 from pipeline.errors import StageError, UnsupportedLanguageError, UnsupportedPairError
 from pipeline.events import CaptionFinal, DropReason, Stage, UtteranceDropped, UtteranceFailed
+from pipeline.live import PartialReading, PartialRequest
 from pipeline.metrics import SPEECH_SECONDS, UTTERANCES, timed_stage
 from pipeline.mt.routes import RoutedTranslator
 from pipeline.segmenter import Segment
@@ -36,6 +38,8 @@ class Utterance:
     sequence: int
     language: str
     segment: Segment
+    committed: str = ""  # words its live captions settled: its transcript continues them
+    heard: str = ""  # its transcript, when a decode at the pause already covered it
 
     @property
     def said(self) -> Said:
@@ -169,10 +173,9 @@ class Cascade:
                 heard.append(index)
         if not heard:
             return results
-        items = [(jobs[i][0].segment.samples, jobs[i][0].language) for i in heard]
         try:
             with timed_stage("asr", "whisper") as asr_elapsed:
-                transcripts = self._recognizer.transcribe_batch(items)
+                transcripts = self._transcribe([jobs[i][0] for i in heard])
         except Exception as exc:
             for index in heard:
                 self._asr_failed(results[index], jobs[index][1], exc)
@@ -184,6 +187,43 @@ class Cascade:
             if not transcript.is_speech:
                 self._drop(result, transcript.dropped_reason or "no_speech")
         return results
+
+    def _transcribe(self, utterances: list[Utterance]) -> list[Transcript]:
+        """Transcripts in order: already heard, continuing settled words, or in one batch."""
+        transcripts: dict[int, Transcript] = {}
+        batch: list[int] = []
+        for index, utterance in enumerate(utterances):
+            if utterance.heard:
+                transcripts[index] = Transcript(utterance.heard, utterance.language)
+            elif utterance.committed:
+                transcripts[index] = self._recognizer.transcribe(
+                    utterance.segment.samples, utterance.language, utterance.committed
+                )
+            else:
+                batch.append(index)
+        items = [(utterances[i].segment.samples, utterances[i].language) for i in batch]
+        transcripts.update(zip(batch, self._recognizer.transcribe_batch(items), strict=True))
+        return [transcripts[index] for index in range(len(utterances))]
+
+    def read_partial(self, request: PartialRequest) -> PartialReading:
+        """A live caption of a segment still being spoken: what the recognizer hears so far
+        (continuing the committed words), what is settled now, and the settled words in each
+        target language (translated only when they grew; a failing pair is left out)."""
+        language = request.language
+        with timed_stage("asr_partial", "whisper") as asr_elapsed:
+            heard = self._recognizer.transcribe(request.samples, language, request.committed)
+        agreement = agree(request.committed, request.previous, heard.text)
+        translations: dict[str, str] = {}
+        if agreement.committed != request.committed:
+            for target in request.targets:
+                try:
+                    with timed_stage("mt_partial", target):
+                        translations[target] = self._translator.translate(
+                            agreement.committed, language, target
+                        )
+                except Exception as exc:  # a live caption is best effort; the final reports
+                    LOG.debug("partial MT %s→%s failed: %s", language, target, exc)
+        return PartialReading(heard.text, agreement, translations, asr_elapsed[0])
 
     def _asr_failed(self, result: CascadeResult, targets: Iterable[str], exc: Exception) -> None:
         for target in targets:

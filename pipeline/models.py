@@ -58,6 +58,7 @@ def build_recognizer(settings: Settings) -> WhisperRecognizer:
         threads=settings.inference_threads,
         beam_size=settings.asr_beam_size,
         guard=guard,
+        workers=2 if settings.live_captions else 1,
     )
 
 

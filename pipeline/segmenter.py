@@ -82,6 +82,22 @@ class Segmenter:
         """Whether a segment is open (speech heard and not yet ended by a pause)."""
         return self._open is not None
 
+    @property
+    def open_s(self) -> float:
+        """Length of the open segment so far (0 when none is open)."""
+        return len(self._open.frames) * FRAME_S if self._open is not None else 0.0
+
+    @property
+    def pause_s(self) -> float:
+        """How long the open segment has been quiet at its end (0 when none is open)."""
+        return self._open.silence_run * FRAME_S if self._open is not None else 0.0
+
+    def open_samples(self) -> Samples:
+        """The open segment's audio so far (empty when none is open), for live captions."""
+        if self._open is None or not self._open.frames:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self._open.frames)
+
     def push(self, chunk: Samples) -> list[Segment]:
         """Feed audio; return the segments this audio completed. NaN/Inf become silence and
         overs are clipped, so one bad sample cannot reach the ASR and void a whole segment."""

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     asr_min_speech_ratio: float = Field(
         0.15, ge=0.0, le=1.0, description="VAD gate: share of speech frames"
     )
+    live_captions: bool = Field(
+        True, description="partial captions of the floor holder while they speak"
+    )
+    live_min_audio_s: float = Field(
+        0.8, ge=0.2, le=10.0, description="speech before a segment's first partial decode"
+    )
+    live_min_step_s: float = Field(
+        0.5, ge=0.1, le=10.0, description="new speech between two partial decodes, at least"
+    )
 
     # MT
     mt_backends: list[str] = Field(default_factory=lambda: ["bergamot", "apertium"])

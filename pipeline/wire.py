@@ -47,6 +47,8 @@ class JobHeader(_Wire):
     sequence: int
     language: str
     segment: SegmentHeader
+    committed: str = ""
+    heard: str = ""
     targets: tuple[str, ...]
     speech_end_at: float = 0.0
     recipient: str | None = None
@@ -65,6 +67,8 @@ class JobHeader(_Wire):
             speaker=utterance.speaker,
             sequence=utterance.sequence,
             language=utterance.language,
+            committed=utterance.committed,
+            heard=utterance.heard,
             segment=SegmentHeader(
                 index=segment.index,
                 start_s=segment.start_s,
@@ -88,7 +92,15 @@ class JobHeader(_Wire):
             cut_at_max_length=self.segment.cut_at_max_length,
             voiced_until_s=self.segment.voiced_until_s,
         )
-        return Utterance(self.utterance_id, self.speaker, self.sequence, self.language, segment)
+        return Utterance(
+            self.utterance_id,
+            self.speaker,
+            self.sequence,
+            self.language,
+            segment,
+            committed=self.committed,
+            heard=self.heard,
+        )
 
 
 class TextJob(_Wire):

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from typing import Protocol
 
 import av
 import numpy as np
@@ -64,6 +65,16 @@ class MonoResampler:
         return sanitize(np.concatenate([out.to_ndarray().mean(axis=0) for out in outs]))
 
 
+class GrowingSpeech(Protocol):
+    """Who reads a segment while it is still spoken (live captions)."""
+
+    def wants(self, open_s: float, pause_s: float) -> bool:
+        """Whether to take the open segment's audio now; called on the segmenter's thread."""
+
+    def grown(self, samples: Samples) -> None:
+        """The open segment's audio so far; called on the event loop, must not block."""
+
+
 class AudioIngest:
     """Consumes one inbound audio track for as long as it lives."""
 
@@ -74,7 +85,9 @@ class AudioIngest:
         on_live: Callable[[Samples], None],
         on_voice: Callable[[bool], Awaitable[None]],
         on_segment: Callable[[Segment, float], Awaitable[None]],
+        growing: GrowingSpeech | None = None,
     ) -> None:
+        self._growing = growing
         self._segmenter = segmenter
         self._executor = executor
         self._on_live = on_live
@@ -121,11 +134,15 @@ class AudioIngest:
         frames, self._batch, self._batch_s = self._batch, [], 0.0
         loop = asyncio.get_running_loop()
         async with self._segmenting:
-            segments, speaking = await loop.run_in_executor(self._executor, self._segment, frames)
+            segments, speaking, so_far = await loop.run_in_executor(
+                self._executor, self._segment, frames
+            )
             if speaking or speaking != self.speaking:
                 self.speaking = speaking
                 await self._on_voice(speaking)
             await self._emit(segments)
+            if so_far is not None and self._growing is not None:
+                self._growing.grown(so_far)
 
     async def _emit(self, segments: list[Segment]) -> None:
         # The segmenter has read past each segment's last voiced frame: that much audio ago, the
@@ -135,11 +152,16 @@ class AudioIngest:
             ended = segment.voiced_until_s or segment.end_s
             await self._on_segment(segment, now - max(0.0, position - ended))
 
-    def _segment(self, frames: list[av.AudioFrame]) -> tuple[list[Segment], bool]:
-        """On a worker thread: resample to 16 kHz mono and run the VAD segmenter."""
+    def _segment(self, frames: list[av.AudioFrame]) -> tuple[list[Segment], bool, Samples | None]:
+        """On a worker thread: resample to 16 kHz mono and run the VAD segmenter; the open
+        segment's audio too, when live captions want it now."""
         chunks = [self._resampler.convert(frame) for frame in frames]
-        segments = self._segmenter.push(np.concatenate(chunks))
-        return segments, self._segmenter.in_speech
+        segmenter = self._segmenter
+        segments = segmenter.push(np.concatenate(chunks))
+        growing, so_far = self._growing, None
+        if segmenter.in_speech and growing and growing.wants(segmenter.open_s, segmenter.pause_s):
+            so_far = segmenter.open_samples()
+        return segments, segmenter.in_speech, so_far
 
     async def flush(self) -> None:
         """End of stream (leave, mute, shutdown): the open segment is finished, not lost."""

@@ -12,7 +12,14 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from pipeline.events import FloorChanged, ParticipantInfo, ParticipantsChanged, RoomEvent
+from pipeline.events import (
+    CaptionFinal,
+    CaptionPartial,
+    FloorChanged,
+    ParticipantInfo,
+    ParticipantsChanged,
+    RoomEvent,
+)
 from pipeline.segmenter import Segment
 from pipeline.speakers import VoicePrint
 from pipeline.tasks import TaskSet
@@ -24,9 +31,10 @@ from server.video_history import VideoHistory
 
 LOG = logging.getLogger(__name__)
 EVENTS_DROPPED = Counter(
-    "dragoman_events_dropped_total", "Superseded state events dropped", ["type"]
+    "dragoman_events_dropped_total", "Superseded or best-effort events dropped", ["type"]
 )
-_STATE_EVENTS = (FloorChanged, ParticipantsChanged)
+_DROPPABLE = (CaptionPartial, FloorChanged, ParticipantsChanged)
+PARTIAL_BACKLOG = 64 * 1024  # bytes waiting in the channel: a live caption would only add lag
 
 
 class EventOutbox:
@@ -34,6 +42,8 @@ class EventOutbox:
 
     Bounded: over capacity, superseded state events (floor, participant lists) go first;
     captions and failures are kept (a participant that far behind is closed by the room).
+    Live captions are best effort: a newer revision (or the final) replaces a waiting one, and
+    none is sent while the channel's send buffer is backed up.
     """
 
     def __init__(self, capacity: int = 1000) -> None:
@@ -54,14 +64,22 @@ class EventOutbox:
             channel.on("open", self._drain)
 
     def send(self, event: RoomEvent) -> None:
+        if isinstance(event, CaptionPartial | CaptionFinal):
+            self._drop_partials_of(event.utterance_id, event.target_language)
         self._pending.append(event)
         if len(self._pending) > self.capacity:
             self._drop_superseded()
         self._drain()
 
+    def _drop_partials_of(self, utterance_id: str, language: str) -> None:
+        for queued in [e for e in self._pending if isinstance(e, CaptionPartial)]:
+            if (queued.utterance_id, queued.target_language) == (utterance_id, language):
+                self._pending.remove(queued)
+                EVENTS_DROPPED.labels(queued.type).inc()
+
     def _drop_superseded(self) -> None:
         for index, queued in enumerate(self._pending):
-            if isinstance(queued, _STATE_EVENTS):
+            if isinstance(queued, _DROPPABLE):
                 del self._pending[index]
                 EVENTS_DROPPED.labels(queued.type).inc()
                 return
@@ -81,7 +99,11 @@ class EventOutbox:
     def _drain(self) -> None:
         channel = self._channel
         while self._pending and channel is not None and channel.readyState == "open":
-            channel.send(self._pending.popleft().model_dump_json())
+            event = self._pending.popleft()
+            if isinstance(event, CaptionPartial) and channel.bufferedAmount > PARTIAL_BACKLOG:
+                EVENTS_DROPPED.labels(event.type).inc()
+                continue
+            channel.send(event.model_dump_json())
             self.sent += 1
 
 

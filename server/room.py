@@ -47,6 +47,7 @@ from server.errors import Conflict, Forbidden, NotFound
 from server.floor import Floor
 from server.ingest import AudioIngest
 from server.lipvideo import DubbedText, LipVideo
+from server.live_captions import LiveCaptions, LivePacing, Settled
 from server.media import (
     DUB_START_LATENCY,
     PLAYOUT_DELAY,
@@ -137,7 +138,22 @@ class Room:
         self.casting = VoiceCasting(shipped_prints())
         self.voice_mode = self.settings.tts_voice_mode
         self.playout_mode: PlayoutMode = self.settings.playout_mode
+        self.live = self._live_captions()
         self.closed = False
+
+    def _live_captions(self) -> LiveCaptions | None:
+        settings = self.settings
+        if not settings.live_captions or settings.translation_mode != "turn_taking":
+            return None
+        return LiveCaptions(
+            self.id,
+            self.context.bus,
+            LivePacing(settings.live_min_audio_s, settings.live_min_step_s),
+            holder=lambda: self.floor.holder,
+            languages=self.listener_languages,
+            send=self._send_to_language,
+            spawn=self._chore,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -431,6 +447,7 @@ class Room:
                 on_segment=lambda segment, ended_at: self._on_segment(
                     participant.id, segment, ended_at
                 ),
+                growing=self.live.tap(participant) if self.live is not None else None,
             )
             ingest.muted = participant.muted
             participant.audio_in = ingest
@@ -666,9 +683,16 @@ class Room:
         return (speaker.language, *others)
 
     async def _submit(self, speaker: Participant, segment: Segment, ended_at: float) -> None:
+        live = self.live.settle(speaker, segment) if self.live is not None else Settled()
         sequence = speaker.next_sequence()
         utterance = Utterance(
-            f"{self.id}/{speaker.id}/{sequence}", speaker.id, sequence, speaker.language, segment
+            f"{self.id}/{speaker.id}/{sequence}",
+            speaker.id,
+            sequence,
+            speaker.language,
+            segment,
+            committed=live.committed,
+            heard=live.heard,
         )
         targets = self.listener_languages(speaker)
         for language in targets[1:]:
@@ -676,7 +700,8 @@ class Room:
         self.jobs_submitted += 1
         JOBS.labels(str(len(targets))).inc()
         voices = await self._voices_for(speaker, segment, targets[1:])
-        await self.context.bus.submit(Job(self.id, utterance, targets, ended_at, voices=voices))
+        job = Job(self.id, utterance, targets, ended_at, voices=voices, heard_soon=live.heard_soon)
+        await self.context.bus.submit(job)
 
     async def _voices_for(
         self, speaker: Participant, segment: Segment, languages: tuple[str, ...]

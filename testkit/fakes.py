@@ -31,6 +31,7 @@ from pipeline.cascade import Cascade
 from pipeline.errors import StageError, UnsupportedPairError
 from pipeline.events import CaptionFinal
 from pipeline.lipsync.base import LipSyncer, Speech, VideoClip
+from pipeline.live import PartialReading, PartialRequest
 from pipeline.mt.base import Pair, Translator
 from pipeline.mt.routes import RoutedTranslator, RoutePlanner
 from pipeline.tts.base import SpeechSynthesizer
@@ -86,14 +87,16 @@ class FakeRecognizer(SpeechRecognizer):
         self.inner = inner
         self.script = script or Script()
         self.calls: list[str] = []
+        self.prefixes: list[str] = []
         self.threads: list[str] = []
 
-    def transcribe(self, samples: Samples, language: str) -> Transcript:
+    def transcribe(self, samples: Samples, language: str, prefix: str = "") -> Transcript:
         self.calls.append(language)
+        self.prefixes.append(prefix)
         self.threads.append(threading.current_thread().name)
         self.script.play()
         if self.inner is not None:
-            return self.inner.transcribe(samples, language)
+            return self.inner.transcribe(samples, language, prefix)
         text = self._texts.popleft() if len(self._texts) > 1 else self._texts[0]
         return Transcript(text=text, language=language)
 
@@ -315,13 +318,20 @@ class FakePeers:
 
 
 class RecordingBus(Bus):
-    """Keeps the jobs it is given; the test delivers their results when it wants."""
+    """Keeps the jobs it is given; the test delivers their results when it wants. Live
+    captions are read by `live` (a cascade of fakes, say) at once, or skipped without one."""
 
-    def __init__(self) -> None:
+    def __init__(self, live: Cascade | None = None) -> None:
         self.jobs: list[Job] = []
+        self.live = live
+        self.partial_requests: list[PartialRequest] = []
 
     async def submit(self, job: Job) -> None:
         self.jobs.append(job)
+
+    async def read_partial(self, request: PartialRequest) -> PartialReading | None:
+        self.partial_requests.append(request)
+        return self.live.read_partial(request) if self.live is not None else None
 
 
 class InlineExecutor(Executor):

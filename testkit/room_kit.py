@@ -55,7 +55,9 @@ def unit_settings(**changes: object) -> Settings:
 
 @contextlib.asynccontextmanager
 async def room_kit(
-    settings: Settings | None = None, voiceprint: Callable[[Samples], VoicePrint] | None = None
+    settings: Settings | None = None,
+    voiceprint: Callable[[Samples], VoicePrint] | None = None,
+    bus: RecordingBus | None = None,
 ) -> AsyncIterator[RoomKit]:
     settings = settings or unit_settings()
     executor = InlineExecutor()
@@ -66,7 +68,7 @@ async def room_kit(
         kit_vads.append(FakeVAD(list(speech)))
         return kit_vads[-1]
 
-    bus, peers = RecordingBus(), FakePeers()
+    bus, peers = bus or RecordingBus(), FakePeers()
     context = RoomContext(
         settings,
         bus,

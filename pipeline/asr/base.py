@@ -27,8 +27,9 @@ class SpeechRecognizer(ABC):
     """Transcribes one segment whose language is known (never detected)."""
 
     @abstractmethod
-    def transcribe(self, samples: Samples, language: str) -> Transcript:
-        """Text of the segment; a Transcript with empty text when there is no speech."""
+    def transcribe(self, samples: Samples, language: str, prefix: str = "") -> Transcript:
+        """Text of the segment; a Transcript with empty text when there is no speech. A
+        `prefix` (words already settled by live captions) is how the text begins."""
 
     def languages(self) -> list[str]:
         """The languages it transcribes (a multilingual model: every language Dragoman names)."""

@@ -60,6 +60,16 @@ class _DecodedSegment(Protocol):
     compression_ratio: float
 
 
+def continuing(prefix: str, transcript: Transcript) -> Transcript:
+    """The transcript as a continuation of `prefix` (Whisper's text repeats a prefix it was
+    given; a decode that found nothing more still said the prefix)."""
+    said = transcript.text.split()
+    given = prefix.split()
+    if [w.lower() for w in said[: len(given)]] == [w.lower() for w in given]:
+        return transcript
+    return Transcript(text=" ".join([*given, *said]), language=transcript.language)
+
+
 class WhisperRecognizer(SpeechRecognizer):
     """One shared WhisperModel; transcribe() runs in the caller's (worker) thread."""
 
@@ -71,10 +81,17 @@ class WhisperRecognizer(SpeechRecognizer):
         threads: int = 2,
         beam_size: int = 1,
         guard: HallucinationGuard | None = None,
+        workers: int = 1,
     ) -> None:
         self.source = source
+        # `workers` > 1: calls from several threads run side by side (a final's decode need not
+        # wait for a live caption's), each on `threads` threads.
         self._model = WhisperModel(
-            source.location, device=device, compute_type=compute_type, cpu_threads=threads
+            source.location,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=threads,
+            num_workers=workers,
         )
         self._beam_size = beam_size
         self._guard = guard or HallucinationGuard()
@@ -82,12 +99,13 @@ class WhisperRecognizer(SpeechRecognizer):
     def languages(self) -> list[str]:
         return super().languages() if self.source.multilingual else ["en"]
 
-    def transcribe(self, samples: Samples, language: str) -> Transcript:
+    def transcribe(self, samples: Samples, language: str, prefix: str = "") -> Transcript:
         if not self.source.multilingual and language != "en":
             raise UnsupportedLanguageError(f"ASR model {self.source.name} is English-only")
         segments, _info = self._model.transcribe(
             sanitize(samples),  # one NaN makes Whisper's whole window garbage
             language=language,
+            prefix=prefix or None,
             beam_size=self._beam_size,
             temperature=0.0,
             condition_on_previous_text=False,
@@ -98,7 +116,8 @@ class WhisperRecognizer(SpeechRecognizer):
             compression_ratio_threshold=self._guard.compression_ratio_threshold,
         )
         # faster-whisper decodes lazily: consuming the generator is the work, here in this thread.
-        return self._keep_speech(segments, language)
+        transcript = self._keep_speech(segments, language)
+        return continuing(prefix, transcript) if prefix else transcript
 
     def transcribe_batch(self, items: list[tuple[Samples, str]]) -> list[Transcript]:
         """Segments of one language decoded as one batch: concatenated, each its own clip."""

@@ -1,0 +1,41 @@
+"""Live captions: a partial reading of the segment the floor holder is still speaking.
+
+The request carries the whole state (the committed words and the previous hypothesis), so any
+worker can serve it and a lost one loses only itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter
+
+from pipeline.agreement import Agreement
+from pipeline.audio import Samples
+
+PARTIALS = Counter(
+    "dragoman_partial_decodes_total",
+    "Partial (live caption) decodes: done, or skipped because final work was running",
+    ["outcome"],
+)
+
+
+@dataclass(frozen=True)
+class PartialRequest:
+    """The growing segment so far, and what earlier decodes of it settled."""
+
+    utterance_id: str
+    language: str
+    samples: Samples
+    committed: str = ""
+    previous: str = ""  # the last hypothesis
+    targets: tuple[str, ...] = ()  # listener languages other than the source
+
+
+@dataclass(frozen=True)
+class PartialReading:
+    hypothesis: str
+    agreement: Agreement
+    # target → the committed words in it; only when the committed words grew
+    translations: dict[str, str] = field(default_factory=dict)
+    asr_s: float = 0.0
