@@ -211,7 +211,12 @@ class Cascade:
         target language (translated only when they grew; a failing pair is left out)."""
         language = request.language
         with timed_stage("asr_partial", "whisper") as asr_elapsed:
-            heard = self._recognizer.transcribe(request.samples, language, request.committed)
+            read = (
+                self._recognizer.transcribe
+                if request.whole
+                else self._recognizer.transcribe_partial
+            )
+            heard = read(request.samples, language, request.committed)
         agreement = agree(request.committed, request.previous, heard.text)
         translations: dict[str, str] = {}
         if agreement.committed != request.committed:

@@ -30,6 +30,7 @@ class PartialRequest:
     committed: str = ""
     previous: str = ""  # the last hypothesis
     targets: tuple[str, ...] = ()  # listener languages other than the source
+    whole: bool = False  # read as a final is (the full window), not quickly: at a pause
 
 
 @dataclass(frozen=True)

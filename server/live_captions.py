@@ -1,11 +1,11 @@
 """Live captions of the floor holder: their open segment read again as it grows.
 
 One stream per room (only the holder is read, so the cost does not grow with the room). A
-decode is taken when enough new speech came since the last one, or at once when the speaker
-pauses (its hypothesis then usually covers the whole segment and becomes the final's
-transcript: the final needs no decode of its own). Each reading that changes the text goes to
-every listener language as a `caption.partial`; the words two readings agree on are committed,
-and the final's decode continues them, so a final never takes back a committed word.
+quick reading (a short encoder window) is taken when enough new speech came since the last
+one; a full one at once when the speaker pauses: it usually covers the whole segment and then
+is the final's transcript (the final needs no decode of its own). Each reading that changes
+the text goes to every listener language as a `caption.partial`; the words two readings agree
+on are committed, and the final's decode continues them: a final never takes back a word.
 """
 
 from __future__ import annotations
@@ -42,10 +42,13 @@ class _Stream:
     translations: dict[str, str] = field(default_factory=dict)
     revision: int = -1
     read_s: float = 0.0  # audio the last reading covered
+    read_whole: bool = False  # the last reading was one a final can take (full window)
+    speculate: bool = False  # the next reading is one at a pause (the final's, maybe)
     next_s: float = 0.0  # no reading before the segment is this long
     shown: tuple[str, str] = ("", "")
     reading: asyncio.Future[str] | None = None  # the hypothesis of the reading in flight
     reading_s: float = 0.0  # audio it covers
+    reading_whole: bool = False
 
     def owns(self, participant: Participant) -> bool:
         return (self.speaker, self.sequence) == (participant.id, participant.sequence)
@@ -84,7 +87,8 @@ class LiveCaptions:
             return False
         stream = self._stream_of(participant)
         pausing = pause_s >= PAUSE_S and stream.read_s < open_s - pause_s
-        return open_s >= stream.next_s or (pausing and open_s >= self.pacing.min_audio_s / 2)
+        stream.speculate = pausing and open_s >= self.pacing.min_audio_s / 2
+        return stream.speculate or open_s >= stream.next_s
 
     def grown(self, participant: Participant, samples: Samples) -> None:
         if self._reading or participant.id != self._holder():
@@ -92,7 +96,7 @@ class LiveCaptions:
         self._reading = True
         stream = self._stream_of(participant)
         stream.reading = asyncio.get_running_loop().create_future()
-        stream.reading_s = len(samples) / ASR_SAMPLE_RATE
+        stream.reading_s, stream.reading_whole = len(samples) / ASR_SAMPLE_RATE, stream.speculate
         self._spawn(self._read(participant, stream, samples), f"live-{participant.id}")
 
     async def _read(self, participant: Participant, stream: _Stream, samples: Samples) -> None:
@@ -105,6 +109,7 @@ class LiveCaptions:
             committed=stream.committed,
             previous=stream.hypothesis,
             targets=languages[1:],
+            whole=stream.speculate,
         )
         reading: PartialReading | None = None
         try:
@@ -117,7 +122,7 @@ class LiveCaptions:
         if reading is None or not stream.owns(participant):  # skipped, or the segment ended
             return
         self.readings += 1
-        stream.read_s = heard_s
+        stream.read_s, stream.read_whole = heard_s, request.whole
         self._settle(stream, reading)
         if (stream.committed, reading.agreement.unstable) != stream.shown:
             stream.shown = (stream.committed, reading.agreement.unstable)
@@ -158,9 +163,9 @@ class LiveCaptions:
         self._stream = None
         voiced_s = (segment.voiced_until_s or segment.end_s) - segment.start_s
         if stream.reading is not None and not stream.reading.done():
-            soon = stream.reading if stream.reading_s >= voiced_s else None
-            return Settled(stream.committed, heard_soon=soon)
-        heard = stream.hypothesis if stream.read_s >= voiced_s else ""
+            covers = stream.reading_whole and stream.reading_s >= voiced_s
+            return Settled(stream.committed, heard_soon=stream.reading if covers else None)
+        heard = stream.hypothesis if stream.read_whole and stream.read_s >= voiced_s else ""
         return Settled(stream.committed, heard)
 
 

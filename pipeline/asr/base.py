@@ -31,6 +31,11 @@ class SpeechRecognizer(ABC):
         """Text of the segment; a Transcript with empty text when there is no speech. A
         `prefix` (words already settled by live captions) is how the text begins."""
 
+    def transcribe_partial(self, samples: Samples, language: str, prefix: str = "") -> Transcript:
+        """A quick reading of a segment still being spoken (live captions): where a backend has
+        a cheaper, rougher way, it takes it; else the same as `transcribe`."""
+        return self.transcribe(samples, language, prefix)
+
     def languages(self) -> list[str]:
         """The languages it transcribes (a multilingual model: every language Dragoman names)."""
         return list(LANGUAGE_NAMES)
