@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import numpy as np
 from prometheus_client import REGISTRY
 
 from bench.steps import Step
@@ -19,11 +20,14 @@ from pipeline.settings import Settings
 from server.ice import use_loopback_candidates
 from testkit.fixtures import Clip
 from testkit.harness import local_gateway
+from testkit.live_stats import RevisionCount, first_words_at, revisions, source_word_lags
 from testkit.peer import Participant
 from testkit.stats import dub_heard_at, quantile
 
 TURN_PAUSE_S = 4.0  # quiet between clips, so each clip's first audio is measured on its own
 SAY_MARGIN_S = 20.0  # a clip is said within its length and this (else its connection is gone)
+SEGMENT_PADS_S = 0.32  # a segment's pads, before and after its voiced speech
+ONSET_LEVEL = 0.02  # a clip's speech starts at its first sample this loud
 
 
 def _sum(name: str, **labels: str) -> float:
@@ -41,6 +45,7 @@ def _work() -> dict[str, float]:
     """Counters of work done so far: stage calls and encoded frames."""
     return {
         "asr_calls": _sum("dragoman_stage_seconds", stage="asr"),
+        "asr_partial_calls": _sum("dragoman_stage_seconds", stage="asr_partial"),
         "mt_calls": _sum("dragoman_stage_seconds", stage="mt"),
         "tts_calls": _sum("dragoman_stage_seconds", stage="tts"),
         "audio_frames_encoded": _sum("dragoman_encoded_frames", kind="audio"),
@@ -74,6 +79,9 @@ class CallResult:
     duration_s: float
     dub_latencies: list[float] = field(default_factory=list)  # every segment's dub
     turn_s: float = 0.0  # seconds of speech said
+    first_words: list[float] = field(default_factory=list)  # each turn's, after its onset
+    revised: RevisionCount = field(default_factory=RevisionCount)
+    word_lags: list[float] = field(default_factory=list)
 
     @property
     def stalls_per_turn_minute(self) -> float:
@@ -96,10 +104,12 @@ async def run_call(
         await asyncio.sleep(1.0)
         started = time.time()
         turns: list[tuple[float, float]] = []
+        onsets: list[float] = []
         assert speaker.microphone is not None
         for clip in clips:
             step(f"{room}: {clip.path.name}")
             speech = read_file(clip.path, 48000).samples
+            lead_s = int(np.argmax(np.abs(speech) >= ONSET_LEVEL)) / 48000
             speaker.microphone.say(speech)
             deadline = time.time() + len(speech) / 48000 + SAY_MARGIN_S
             while speaker.microphone.speaking:
@@ -110,9 +120,11 @@ async def run_call(
                     )
                 await asyncio.sleep(0.05)
             turns.append(speaker.microphone.spoken[-1])
+            onsets.append(turns[-1][0] + lead_s)
             await asyncio.sleep(TURN_PAUSE_S)
         duration = time.time() - started
         result = _measure(speaker, audience, turns, started, duration)
+        _measure_live(result, speaker, audience, turns, onsets)
         result.turn_s = sum(end - start for start, end in turns)
         for person in [speaker, *audience]:
             await person.leave(http)
@@ -151,6 +163,35 @@ def _measure(
     return result
 
 
+def _measure_live(
+    result: CallResult,
+    speaker: Participant,
+    audience: list[Participant],
+    turns: list[tuple[float, float]],
+    onsets: list[float],
+) -> None:
+    """Live captions: each turn's first translated words after its onset, the share of words
+    shown in partials that changed, and each source word's lag on the speaker's own screen."""
+    finals = [c for _, c in speaker.finals("en")]
+    for (turn_start, turn_end), onset in zip(turns, onsets, strict=True):
+        in_turn = [c for c in finals if turn_start <= c.speech_end_at <= turn_end + 1.0]
+        first = min(in_turn, key=lambda c: c.speech_end_at, default=None)
+        if first is None:
+            continue
+        for listener in audience:
+            shown_at = first_words_at(listener.received, first.utterance_id)
+            if shown_at is not None:
+                result.first_words.append(round(shown_at - onset, 3))
+    for listener in audience:
+        counted = revisions(listener.received)
+        result.revised.shown += counted.shown
+        result.revised.changed += counted.changed
+    voiced = {
+        c.utterance_id: max(0.1, c.speech_end_s - c.speech_start_s - SEGMENT_PADS_S) for c in finals
+    }
+    result.word_lags = source_word_lags(speaker.received, voiced)
+
+
 def _dubs_heard(listener: Participant) -> dict[str, float]:
     """When each utterance's dub was first heard, by utterance id."""
     loud = listener.heard.loud()
@@ -163,6 +204,8 @@ async def bench_call(
     """Latency in a 3-person room; then the same speech to 1+2 and 1+`crowd` listeners."""
     use_loopback_candidates(True)
     english = [c for c in clips if c.language == "en"]
+    if not english:
+        raise DragomanError("bench call: the manifest lists no English clip to say")
     # A benchmark's private loopback gateway: open rooms (no tokens to mint).
     smooth_settings = settings.model_copy(update={"open_rooms": True, "playout_mode": "smooth"})
     async with local_gateway(smooth_settings, models) as url:
@@ -187,6 +230,15 @@ async def bench_call(
         "audio_latency_p95_s": quantile(main.audio_latencies, 0.95),
         "dub_latency_p50_s": quantile(main.dub_latencies, 0.5),
         "dub_latency_p95_s": quantile(main.dub_latencies, 0.95),
+        "first_partial_after_onset_p50_s": quantile(main.first_words, 0.5),
+        "first_partial_after_onset_p95_s": quantile(main.first_words, 0.95),
+        "source_word_lag_p50_s": quantile(main.word_lags, 0.5),
+        "source_word_lag_p95_s": quantile(main.word_lags, 0.95),
+        "partial_revision_rate": main.revised.rate,
+        "partial_words_shown": main.revised.shown,
+        "asr_partial_calls_per_speech_s": round(
+            main.work["asr_partial_calls"] / max(main.turn_s, 1e-9), 3
+        ),
         "lost_finals": main.lost_finals + small.lost_finals + large.lost_finals,
         "captions_measured": len(main.caption_latencies),
         "stalls": main.work["stalls"],

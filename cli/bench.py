@@ -27,7 +27,12 @@ BenchRun = Callable[[Settings, Any, list[Any], Step], dict[str, Any]]
 
 
 def _run_bench(
-    title: str, fixtures: Path | None, as_json: bool, run: BenchRun, per_language: int = 0
+    title: str,
+    fixtures: Path | None,
+    as_json: bool,
+    run: BenchRun,
+    per_language: int = 0,
+    kind: str = "speech/",
 ) -> None:
     """Load settings, models and fixture clips, run one benchmark with a live step line, print."""
     from pipeline.models import shared_models
@@ -35,7 +40,7 @@ def _run_bench(
 
     settings = load_settings()
     with user_errors():
-        clips = load_manifest(fixtures or default_fixtures_dir())
+        clips = load_manifest(fixtures or default_fixtures_dir(), kind)
         if per_language:
             clips = first_per_language(clips, per_language)
         with Progress(
@@ -74,18 +79,28 @@ def bench_call_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     fixtures: Annotated[Path | None, typer.Option(help="folder with manifest.csv")] = None,
     crowd: Annotated[int, typer.Option(help="listeners in the large room")] = 20,
+    peer_clips: Annotated[
+        Path | None,
+        typer.Option(
+            "--peer-clips",
+            help="any folder of clips with a manifest.csv (file, language, duration_s, "
+            "transcript, speakers): its English clips are said instead of the fixtures",
+        ),
+    ] = None,
 ) -> None:
-    """Real calls on 127.0.0.1: caption and audio latency, lost finals, work per room size."""
+    """Real calls on 127.0.0.1: caption, live-caption and audio latency, lost finals, work per
+    room size."""
 
     from bench.call import bench_call
 
     _run_bench(
         "bench call",
-        fixtures,
+        peer_clips or fixtures,
         as_json,
         lambda settings, models, clips, step: asyncio.run(
             bench_call(settings, models, clips, step, crowd)
         ),
+        kind="" if peer_clips else "speech/",
     )
 
 
