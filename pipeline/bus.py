@@ -24,6 +24,7 @@ from pipeline.metrics import ABANDONED_THREADS, STAGE_FAILURES, TTS_FALLBACKS
 from pipeline.tasks import cancel_and_wait
 
 LOG = logging.getLogger(__name__)
+HEARD_WAIT_S = 5.0  # a final waits this long for the live reading that covers its speech
 
 
 @dataclass(frozen=True)
@@ -255,9 +256,10 @@ class InProcessBus(Bus):
         job = run.job
         utterance = job.utterance
         if job.heard_soon is not None:
-            heard = await asyncio.shield(job.heard_soon)
-            if heard:
-                utterance = dataclasses.replace(utterance, heard=heard)
+            with contextlib.suppress(TimeoutError):  # then it is decoded here after all
+                heard = await asyncio.wait_for(asyncio.shield(job.heard_soon), HEARD_WAIT_S)
+                if heard:
+                    utterance = dataclasses.replace(utterance, heard=heard)
         return await self.cascade.read_async(utterance, job.targets, self._executor, send_caption)
 
     def _speak_job(self, run: _Run, read: CascadeResult) -> Awaitable[CascadeResult]:

@@ -71,6 +71,12 @@ class LiveCaptions:
         self._reading = False
         self.readings = 0  # readings that came back (the rest were skipped or failed)
 
+    def close(self) -> None:
+        """The room closes: a final waiting for a reading that will not run decodes itself."""
+        stream, self._stream = self._stream, None
+        if stream is not None and stream.reading is not None and not stream.reading.done():
+            stream.reading.set_result("")
+
     def tap(self, participant: Participant) -> _Tap:
         return _Tap(self, participant)
 

@@ -165,6 +165,8 @@ class Room:
         """Stop the room's chores (no timer may act on it any more), leave everyone (flushing
         their speech), then stop the media channels."""
         self.closed = True
+        if self.live is not None:
+            self.live.close()
         await self._chores.cancel_all()  # but the chore that emptied the room, if one did
         for participant_id in list(self.participants):
             await self.leave(participant_id)

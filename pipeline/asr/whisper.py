@@ -88,11 +88,12 @@ def without_echo(text: str) -> str:
 
 
 def continuing(prefix: str, transcript: Transcript) -> Transcript:
-    """The transcript as a continuation of `prefix` (Whisper's text repeats a prefix it was
-    given; a decode that found nothing more still said the prefix)."""
+    """The transcript as a continuation of `prefix`. Whisper's text repeats a prefix it was
+    given (its punctuation may differ: "types" comes back as "types,"); a decode that found
+    nothing more still said the prefix."""
     said = transcript.text.split()
     given = prefix.split()
-    if [w.lower() for w in said[: len(given)]] == [w.lower() for w in given]:
+    if [_plain(w) for w in said[: len(given)]] == [_plain(w) for w in given]:
         return transcript
     return Transcript(text=" ".join([*given, *said]), language=transcript.language)
 

@@ -224,3 +224,36 @@ def test_no_partial_joins_a_backed_up_channel_but_finals_do() -> None:
     outbox.send(_partial(0))
     outbox.send(fake_caption())
     assert [e["type"] for e in channel.events] == ["caption.final"]
+
+
+@pytest.mark.looptime(False)
+async def test_a_final_whose_reading_never_comes_decodes_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pipeline.bus.HEARD_WAIT_S", 0.2)
+    recognizer = FakeRecognizer(["ask not"])
+    results: list[JobResult] = []
+
+    async def collect(done: JobResult) -> None:
+        results.append(done)
+
+    bus = InProcessBus(fake_cascade(recognizer), collect)
+    await bus.start()
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    await bus.submit(_job(0, heard_soon=never))
+    await until(lambda: len(results) == 1, 5)
+    await bus.stop(timeout_s=5)
+    event = results[0].result.translations["en"].event
+    assert isinstance(event, CaptionFinal) and event.source_text == "ask not"
+
+
+async def test_closing_the_room_frees_a_final_waiting_for_a_reading() -> None:
+    bus = RecordingBus(live=fake_cascade(FakeRecognizer(HYPOTHESES)))
+    async with room_kit(bus=bus) as kit:
+        live = kit.room.live
+        assert live is not None
+        ana, _ = await kit.join("ana", "en")
+        stream = live._stream_of(ana)
+        stream.reading = asyncio.get_running_loop().create_future()
+        await kit.room.close()
+        assert stream.reading.done() and stream.reading.result() == ""

@@ -74,5 +74,8 @@ def test_a_short_windows_echo_past_its_speech_is_cut() -> None:
 def test_a_transcript_continues_the_words_it_was_given() -> None:
     said = Transcript("Ask not what your country", "en")
     assert continuing("ask not", said) is said
+    assert continuing("Ask not what your", Transcript("Ask not what your, country", "en")).text == (
+        "Ask not what your, country"
+    )  # Whisper's punctuation after the prefix is not a new start
     empty = continuing("ask not", Transcript("", "en", "no_speech"))
     assert (empty.text, empty.dropped_reason) == ("ask not", None)
