@@ -281,6 +281,9 @@ class InProcessBus(Bus):
             raise
         except TimeoutError:
             run.over = True
+            LOG.error(
+                "job %s: no result within %g s", run.job.utterance.utterance_id, self.job_timeout_s
+            )
             self._abandon_pool()
             reason = f"no result within {self.job_timeout_s:g} s (a pipeline stage is stuck)"
             return failed_result(run.job, "stuck", reason, run.sent)
