@@ -235,10 +235,12 @@ function onRoomEvent(event) {
       if (person) person.speaking = event.speaking;
       return renderTiles();
     }
+    case "caption.partial":
+      return showCaption(state.captions.apply(event));
     case "caption.final":
       state.stats.onCaption(event, Date.now());
       renderStats();
-      return showCaption(state.captions.apply(event), true);
+      return showCaption(state.captions.apply(event));
     case "dub.started":
       return markVoiced(`${event.utterance_id}|${event.target_language}`);
     case "translation.status":
@@ -250,8 +252,10 @@ function onRoomEvent(event) {
     case "session.ended":
       return sessionEnded(event);
     case "utterance.failed":
+      removeCaptions(state.captions.abandon(event.utterance_id, event.target_language));
       return showNotice(`Translation into ${event.target_language} failed (${event.stage}): ${event.reason}`);
     case "utterance.dropped":
+      removeCaptions(state.captions.abandon(event.utterance_id));
       if (event.speaker === state.call?.id && event.reason !== "no_speech") {
         return showNotice(`Some of your speech was not translated (${event.reason.replaceAll("_", " ")}).`);
       }
@@ -292,34 +296,60 @@ function renderControls() {
   else floor.textContent = "Request floor (F)";
 }
 
-function showCaption(entry, final) {
+// A caption's line, live (li.partial: each revision redraws it) until its final (li.final)
+// replaces it in place. Finals alone are announced: not every revision of a live line.
+function showCaption(entry) {
   if (!entry) return;
   const list = $("caption-list");
   const following = list.scrollTop + list.clientHeight >= list.scrollHeight - 24;
-  let item = list.querySelector(`li[data-key="${CSS.escape(entry.key)}"]`);
-  if (!item) {
-    item = document.createElement("li");
-    item.dataset.key = entry.key;
-    item.innerHTML = '<div class="who"></div><div class="text"></div><div class="source"></div>';
-    list.append(item);
-  }
+  const item = captionItem(list, entry.key);
   item.classList.toggle("partial", !entry.final);
   item.classList.toggle("final", entry.final);
   item.lang = entry.targetLanguage;
   item.querySelector(".who").textContent = nameOf(entry.speaker);
-  item.querySelector(".text").textContent = entry.text;
+  showCaptionText(item.querySelector(".text"), entry);
   const source = item.querySelector(".source");
   source.textContent = entry.sourceLanguage !== entry.targetLanguage ? entry.sourceText : "";
   source.lang = entry.sourceLanguage;
   if (following) list.scrollTop = list.scrollHeight; // autoscroll unless the reader scrolled back
-  if (final) $("caption-live").textContent = `${nameOf(entry.speaker)}: ${entry.text}`;
+  if (entry.final) $("caption-live").textContent = `${nameOf(entry.speaker)}: ${entry.text}`;
+}
+
+function captionLine(list, key) {
+  return list.querySelector(`li[data-key="${CSS.escape(key)}"]`);
+}
+
+function captionItem(list, key) {
+  const known = captionLine(list, key);
+  if (known) return known;
+  const item = document.createElement("li");
+  item.dataset.key = key;
+  item.innerHTML = '<div class="who"></div><div class="text"></div><div class="source"></div>';
+  list.append(item);
+  return item;
+}
+
+// The settled words, then the words still being revised (span.unstable, styled lighter).
+function showCaptionText(element, entry) {
+  element.textContent = entry.text;
+  if (!entry.unstable) return;
+  const unstable = document.createElement("span");
+  unstable.className = "unstable";
+  unstable.textContent = entry.text ? ` ${entry.unstable}` : entry.unstable;
+  element.append(unstable);
+}
+
+// Live lines of an utterance that will have no final here.
+function removeCaptions(keys) {
+  const list = $("caption-list");
+  keys.forEach((key) => captionLine(list, key)?.remove());
 }
 
 // The caption whose translated speech is playing now.
 function markVoiced(key) {
   const list = $("caption-list");
   list.querySelector("li.voiced")?.classList.remove("voiced");
-  list.querySelector(`li[data-key="${CSS.escape(key)}"]`)?.classList.add("voiced");
+  captionLine(list, key)?.classList.add("voiced");
 }
 
 function showNotice(message) {

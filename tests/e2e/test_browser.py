@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -90,6 +91,62 @@ async def until_true(page: Page, expression: str, timeout_s: float) -> None:
     raise AssertionError(f"{expression} still false after {timeout_s} s")
 
 
+# Installed in a page before it joins: every state each caption line (by element) goes through,
+# and every text the aria-live region announces, as the listener's browser drew them.
+CAPTION_LOG = """() => {
+  const log = { lines: [], announced: [] };
+  window.captionLog = log;
+  const list = document.getElementById("caption-list");
+  const live = document.getElementById("caption-live");
+  const ids = new WeakMap();
+  let next = 0;
+  const state = (item) => {
+    const text = item.querySelector(".text");
+    const unstable = item.querySelector(".text .unstable");
+    return {
+      element: ids.get(item), key: item.dataset.key, position: [...list.children].indexOf(item),
+      partial: item.classList.contains("partial"), final: item.classList.contains("final"),
+      italic: getComputedStyle(text).fontStyle === "italic", text: text.textContent,
+      unstable: unstable ? unstable.textContent.trim() : "",
+      lighter: !!unstable && getComputedStyle(unstable).color !== getComputedStyle(text).color,
+    };
+  };
+  const last = new Map();
+  const record = () => {
+    for (const item of list.querySelectorAll("li[data-key]")) {
+      if (!ids.has(item)) ids.set(item, next++);
+      const now = state(item);
+      const seen = JSON.stringify(now);
+      if (last.get(item) !== seen) { last.set(item, seen); log.lines.push(now); }
+    }
+    const said = live.textContent;
+    if (said && said !== log.announced[log.announced.length - 1]) log.announced.push(said);
+  };
+  const watch = { childList: true, subtree: true, characterData: true, attributes: true };
+  new MutationObserver(record).observe(list, watch);
+  new MutationObserver(record).observe(live, watch);
+}"""
+
+
+def line_history(log: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The states one caption line went through, checked to be one <li> in one list position."""
+    states = [line for line in log["lines"] if line["key"] == key]
+    assert states, f"no line for {key}"
+    assert {s["element"] for s in states} == {states[0]["element"]}, "the line was redrawn anew"
+    assert {s["position"] for s in states} == {states[0]["position"]}, "the line moved"
+    return states
+
+
+def assert_live_then_final(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Italic live revisions first, then the final in their place (never live again)."""
+    first_final = next(i for i, s in enumerate(states) if s["final"])
+    live, after = states[:first_final], states[first_final:]
+    assert live, "the final came with no live line before it"
+    assert all(s["partial"] and not s["final"] and s["italic"] for s in live), live
+    assert all(s["final"] and not s["partial"] and not s["italic"] for s in after), after
+    return live
+
+
 async def join(page: Page, name: str, language: str) -> None:
     await page.fill("#name", name)
     await page.select_option("#language", language)
@@ -136,6 +193,42 @@ async def test_english_speaker_and_portuguese_listener(
     await bruno.set_viewport_size({"width": 390, "height": 844})
     await bruno.screenshot(path=str(ARTIFACTS / "call-phone.png"), full_page=True)
     assert not refused  # the client runs under its Content-Security-Policy as it is
+
+
+async def test_live_captions_are_replaced_in_place_by_the_final(
+    gateway: str, launch: Launch, clips: list[Clip], tmp_path: Path
+) -> None:
+    """While Ana (en) holds the floor, Bruno (pt) reads her words as an italic live line
+    (li.partial), which her caption.final then turns into li.final: the same <li>, in the same
+    place. Ana sees her own live transcript, its unstable tail lighter. Finals alone are
+    announced."""
+    speech = read_file(clip_named(clips, "en_commonvoice_platforms").path, 48000).samples
+    speaker = await launch(audio=microphone_wav(tmp_path / "speech.wav", speech))
+    listener = await launch(audio=microphone_wav(tmp_path / "silence.wav", None))
+    refused: list[str] = []
+    ana = await open_page(speaker, f"{gateway}/?room=live", refused)
+    bruno = await open_page(listener, f"{gateway}/?room=live", refused)
+    for page in (ana, bruno):
+        await page.evaluate(CAPTION_LOG)
+    await join(bruno, "Bruno", "pt")
+    await join(ana, "Ana", "en")
+    caption = bruno.locator('#caption-list li.final[lang="pt"]', has_text="plataformas").first
+    await expect(caption).to_be_visible(timeout=45_000)
+    key = await caption.get_attribute("data-key")
+    assert key is not None
+    own = ana.locator(f'#caption-list li.final[data-key="{key.replace("|pt", "|en")}"]')
+    await expect(own).to_contain_text("platforms", timeout=15_000)
+    heard = await bruno.evaluate("window.captionLog")
+    live = assert_live_then_final(line_history(heard, key))
+    assert all(not s["unstable"] for s in live), live  # a listener reads the settled words only
+    assert heard["announced"], "no final was announced"
+    finals = {f"Ana: {s['text']}" for s in heard["lines"] if s["final"]}
+    assert set(heard["announced"]) <= finals, heard["announced"]  # no live revision announced
+    said = await ana.evaluate("window.captionLog")
+    own_live = assert_live_then_final(line_history(said, key.replace("|pt", "|en")))
+    tails = [s for s in own_live if s["unstable"]]
+    assert tails and all(s["lighter"] for s in tails), own_live
+    assert not refused
 
 
 async def test_floor_mute_leave_and_rejoin_from_the_ui(
