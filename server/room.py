@@ -758,11 +758,11 @@ class Room:
         result, job = done.result, done.job
         own = job.recipient is None or job.recipient == job.utterance.speaker
         if result.dropped is not None and own:
-            speaker = self.participants.get(job.utterance.speaker)
-            if speaker is not None:
-                speaker.outbox.send(
-                    result.dropped.model_copy(update={"speaker": job.utterance.speaker})
-                )
+            dropped = result.dropped.model_copy(update={"speaker": job.utterance.speaker})
+            if self.live is not None and job.recipient is None:
+                self._broadcast(dropped)  # listeners shown its live caption clear it
+            elif (speaker := self.participants.get(job.utterance.speaker)) is not None:
+                speaker.outbox.send(dropped)
         for language in job.targets:
             translation = result.translations.get(language)
             streamed = self._streaming.pop((job.utterance.utterance_id, language), None)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pipeline.bus import InProcessBus, Job, JobResult
-from pipeline.cascade import Utterance
-from pipeline.events import CaptionFinal, CaptionPartial
+from pipeline.cascade import CascadeResult, Utterance
+from pipeline.events import CaptionFinal, CaptionPartial, UtteranceDropped
 from pipeline.live import PartialRequest
 from pipeline.segmenter import Segment
 from server.participant import EventOutbox
@@ -257,3 +257,17 @@ async def test_closing_the_room_frees_a_final_waiting_for_a_reading() -> None:
         stream.reading = asyncio.get_running_loop().create_future()
         await kit.room.close()
         assert stream.reading.done() and stream.reading.result() == ""
+
+
+async def test_a_dropped_utterance_clears_its_live_caption_at_every_listener() -> None:
+    bus = RecordingBus(live=fake_cascade(FakeRecognizer(HYPOTHESES)))
+    async with room_kit(bus=bus) as kit:
+        _, listener, _ = await speak(kit, 2.0)
+        [job] = kit.bus.jobs
+        result = CascadeResult(job.utterance)
+        result.dropped = UtteranceDropped(
+            utterance_id=job.utterance.utterance_id, reason="hallucination"
+        )
+        await kit.room.on_result(JobResult(job, result))
+        [dropped] = listener.of_type("utterance.dropped")
+        assert dropped["utterance_id"] == job.utterance.utterance_id
