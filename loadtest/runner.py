@@ -223,7 +223,10 @@ def run_once(
         figures.rss_per_participant_mb = round(grown / 2**20 / (config.rooms * participants), 2)
     console.print(
         f"{label}: lost {figures.lost}, caption p50 {figures.caption_latency_p50_s} s, "
-        f"p95 {figures.caption_latency_p95_s} s, cost {figures.cost_per_speech_s} CPU-s/speech-s",
+        f"p95 {figures.caption_latency_p95_s} s (pipeline p50 "
+        f"{figures.pipeline_caption_latency_p50_s} s, p95 {figures.pipeline_caption_latency_p95_s}"
+        f" s; floor wait p50 {figures.floor_wait_p50_s} s, p95 {figures.floor_wait_p95_s} s), "
+        f"cost {figures.cost_per_speech_s} CPU-s/speech-s",
         highlight=False,
     )
     return figures

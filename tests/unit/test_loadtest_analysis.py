@@ -1,4 +1,5 @@
-"""The load tester's arithmetic: schedules, SLOs, and lost finals counted from typed events."""
+"""The load tester's arithmetic: schedules, SLOs, lost finals counted from typed events, the
+split of caption latency into floor wait and pipeline latency."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import itertools
 
 import pytest
 
-from loadtest.analysis import analyse
+from loadtest.analysis import analyse, floor_wait
+from loadtest.report import summary
 from loadtest.runner import LoadTestError, check_slo, parse_slo
 from loadtest.schedule import conversation, room_languages
 from loadtest.speech import EncodedClip
-from pipeline.events import CaptionFinal, DubStarted, UtteranceFailed
+from pipeline.events import CaptionFinal, DubStarted, FloorChanged, UtteranceFailed
 from testkit.fakes import fake_caption
 
 
@@ -92,3 +94,63 @@ def test_lost_finals_are_counted_by_utterance_and_listener() -> None:
     )
     assert figures.caption_latency_p50_s == 1.2 and figures.audio_latency_p50_s == 0.8
     assert figures.audio_latency_p95_s == 3.0
+
+
+def test_floor_wait_is_zero_for_the_holder_and_until_the_grant_for_the_queued() -> None:
+    whole_time = [(0.0, "ana"), (4.0, "ana")]  # someone joined the queue, ana kept the floor
+    assert floor_wait("ana", 5.0, whole_time) == 0.0
+    queued_then_granted = [(0.0, "bob"), (2.0, "bob"), (7.5, "ana"), (9.0, None)]
+    assert floor_wait("ana", 5.0, queued_then_granted) == 2.5
+    granted_before_speech_end = [(0.0, "bob"), (4.0, "ana")]
+    assert floor_wait("ana", 5.0, granted_before_speech_end) == 0.0
+    lost_then_won_back = [(0.0, "ana"), (3.0, "bob"), (6.0, "ana")]
+    assert floor_wait("ana", 4.0, lost_then_won_back) == 2.0
+    assert floor_wait("ana", 5.0, list(reversed(queued_then_granted))) == 2.5  # by time, not order
+    assert floor_wait("ana", 5.0, [(0.0, "bob")]) is None  # its grant never seen: no split
+    assert floor_wait("ana", 5.0, []) is None
+
+
+def floor(holder: str | None, at: float) -> dict[str, object]:
+    changed = FloorChanged(holder=holder, queue=[], emitted_at=at)
+    return {"arrival": at, "event": changed.model_dump(mode="json")}
+
+
+def caption(utterance: str, speech_end_at: float, arrival: float) -> dict[str, object]:
+    final = fake_caption(utterance, "pt", speech_end_at=speech_end_at)
+    return {"arrival": arrival, "event": final.model_dump(mode="json")}
+
+
+def listener_report(events: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "room": "r",
+        "id": "l",
+        "language": "pt",
+        "spoken": [],
+        "onsets": [],
+        "packets": 100,
+        "listened_s": 2.0,
+        "events": events,
+    }
+
+
+def test_caption_latency_splits_into_floor_wait_and_pipeline_latency() -> None:
+    events = [  # in arrival order
+        floor("a", 0.0),
+        caption("r/a/0", speech_end_at=3.0, arrival=4.0),  # a held the floor: 1 s of pipeline
+        floor("b", 8.5),  # a grant is sent before the held speech it releases
+        caption("r/b/0", speech_end_at=3.5, arrival=10.0),  # b queued until 8.5 s: 5 s of wait
+        caption("r/a/1", speech_end_at=9.0, arrival=12.0),  # no grant to a seen yet: no split
+        floor("a", 13.0),
+    ]
+    figures = analyse("turn_taking", 1, 3, [listener_report(events)], {}, {}, [], 10.0)
+    assert (figures.caption_latency_p50_s, figures.caption_latency_p95_s) == (3.0, 6.5)
+    assert (figures.floor_wait_p50_s, figures.floor_wait_p95_s) == (0.0, 5.0)
+    assert (figures.pipeline_caption_latency_p50_s, figures.pipeline_caption_latency_p95_s) == (
+        1.0,
+        1.5,
+    )
+    headline = summary([figures], {}, {"passed": True})
+    assert (headline["floor_wait_p95_s"], headline["pipeline_caption_latency_p95_s"]) == (5.0, 1.5)
+    all_pairs = analyse("all_pairs", 1, 3, [listener_report(events)], {}, {}, [], 10.0)
+    assert all_pairs.floor_wait_p95_s == 0.0  # nothing is held for the floor there
+    assert all_pairs.pipeline_caption_latency_p95_s == all_pairs.caption_latency_p95_s == 6.5
