@@ -95,6 +95,11 @@ def test_bad_options_are_one_line_errors(settings: Settings, tmp_path: Path) -> 
         (["--mode", "chaos"], "unknown mode 'chaos'"),
         (["--languages", "xx"], "unknown language code"),
         (["--sweep", "2,4", "--url", "http://127.0.0.1:1"], "leave out --url"),
+        (["--worker-metrics", "http://127.0.0.1:1"], "--worker-metrics is for --url"),
+        (
+            ["--url", "http://127.0.0.1:1", "--worker-metrics", "http://127.0.0.1:2"],
+            "cannot read http://127.0.0.1:1/metrics",
+        ),
     ):
         result = loadtest(settings, *args, "--out", str(tmp_path))
         assert result.returncode == 2, result.stderr

@@ -1,13 +1,15 @@
 """The load tester's arithmetic: schedules, SLOs, lost finals counted from typed events, the
-split of caption latency into floor wait and pipeline latency."""
+split of caption latency into floor wait and pipeline latency, and several processes' metrics."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from loadtest.analysis import analyse, floor_wait
+from loadtest.metrics import combined, parse, total
 from loadtest.report import summary
 from loadtest.runner import LoadTestError, check_slo, parse_slo
 from loadtest.schedule import conversation, room_languages
@@ -154,3 +156,33 @@ def test_caption_latency_splits_into_floor_wait_and_pipeline_latency() -> None:
     all_pairs = analyse("all_pairs", 1, 3, [listener_report(events)], {}, {}, [], 10.0)
     assert all_pairs.floor_wait_p95_s == 0.0  # nothing is held for the floor there
     assert all_pairs.pipeline_caption_latency_p95_s == all_pairs.caption_latency_p95_s == 6.5
+
+
+def exposition(cpu_s: float, stage_s: dict[str, list[float]]) -> str:
+    """One process's /metrics: its CPU and the stage calls it ran."""
+    registry = CollectorRegistry()
+    Counter("process_cpu_seconds", "CPU", registry=registry).inc(cpu_s)
+    stages = Histogram("dragoman_stage_seconds", "stage", ["stage", "backend"], registry=registry)
+    for stage, calls in stage_s.items():
+        for seconds in calls:
+            stages.labels(stage, "x").observe(seconds)
+    return generate_latest(registry).decode()
+
+
+def test_gateway_and_worker_scrapes_add_up_to_the_servers_figures() -> None:
+    before = [parse(exposition(10.0, {})), parse(exposition(5.0, {})), parse(exposition(5.0, {}))]
+    after = [
+        parse(exposition(14.0, {})),  # the gateway (Redis bus): media only, no stages
+        parse(exposition(9.0, {"asr": [1.0, 2.0]})),
+        parse(exposition(8.0, {"asr": [1.0], "mt": [0.5], "tts": [1.5]})),
+    ]
+    start, end = combined(before), combined(after)
+    assert total(end, "dragoman_stage_seconds_count", stage="asr") == 3
+    assert total(end, "process_cpu_seconds_total") == 31.0
+    speaker = {**listener_report([]), "id": "s", "spoken": [(0.0, 10.0, "a")]}
+    figures = analyse("turn_taking", 1, 2, [speaker], start, end, [], 10.0)
+    assert figures.cpu_s == 11.0 and figures.cost_per_speech_s == 1.1
+    assert figures.stage_tau == {"asr": 0.4, "mt": 0.05, "tts": 0.15}
+    assert figures.asr_calls_per_speech_s == 0.3 and figures.pipeline_calls_per_speech_s == 0.5
+    gateway_only = analyse("turn_taking", 1, 2, [speaker], before[0], after[0], [], 10.0)
+    assert gateway_only.stage_tau == {"asr": 0.0, "mt": 0.0, "tts": 0.0}  # what was reported
