@@ -45,6 +45,13 @@ def loadtest(
     overlap: Annotated[
         float, typer.Option(min=0, max=1, help="chance a second speaker starts at once")
     ] = 0.25,
+    worker_metrics: Annotated[
+        str,
+        typer.Option(
+            help="with --url to a gateway with Redis workers: their /metrics base URLs, e.g. "
+            "http://127.0.0.1:9101 (dragoman worker --metrics-port), for stage figures and CPU"
+        ),
+    ] = "",
 ) -> None:
     """Rooms of synthetic participants speaking fixture speech; latency, losses, cost, memory.
     With --url, participants carry room tokens signed with DRAGOMAN_JWT_SECRET when it is set."""
@@ -71,6 +78,7 @@ def loadtest(
                 speakers=speakers,
                 overlap=overlap,
                 token_secret=os.environ.get("DRAGOMAN_JWT_SECRET") or None,
+                worker_metrics=[u.strip() for u in worker_metrics.split(",") if u.strip()],
             )
             if any(n < 2 for n in config.sweep):
                 raise LoadTestError("--sweep sizes must be at least 2")

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadtest.metrics import Snapshot, delta
-from pipeline.events import PIPELINE_EVENT, CaptionFinal, DubStarted, RoomEvent, UtteranceFailed
+from pipeline.events import (
+    PIPELINE_EVENT,
+    CaptionFinal,
+    DubStarted,
+    FloorChanged,
+    RoomEvent,
+    UtteranceFailed,
+)
 from testkit.stats import dub_heard_at, quantile
 
 TERMINAL = (CaptionFinal, UtteranceFailed)
@@ -26,6 +34,11 @@ class RunFigures:
     failed: int
     caption_latency_p50_s: float | None
     caption_latency_p95_s: float | None
+    # A caption's latency is its speech's wait for the floor plus the pipeline's latency after.
+    pipeline_caption_latency_p50_s: float | None
+    pipeline_caption_latency_p95_s: float | None
+    floor_wait_p50_s: float | None
+    floor_wait_p95_s: float | None
     audio_latency_p50_s: float | None
     audio_latency_p95_s: float | None
     stalls: float
@@ -47,6 +60,17 @@ class RunFigures:
 
 
 Arrival = tuple[float, RoomEvent]
+FloorChange = tuple[float, str | None]  # (emitted_at, holder), both on the server's clock
+
+
+@dataclass(frozen=True)
+class CaptionLatency:
+    total_s: float
+    floor_wait_s: float | None  # None: the speaker's grant was not seen, so no split
+
+    @property
+    def pipeline_s(self) -> float | None:
+        return None if self.floor_wait_s is None else self.total_s - self.floor_wait_s
 
 
 def arrivals(report: dict[str, Any]) -> list[Arrival]:
@@ -71,15 +95,43 @@ def _expected(report: dict[str, Any], utterances: dict[str, str], mode: str) -> 
     }
 
 
-def _latencies(report: dict[str, Any]) -> tuple[list[float], list[float]]:
-    captions = [
-        (at, e)
-        for at, e in arrivals(report)
-        if isinstance(e, CaptionFinal)
-        and e.speech_end_at
-        and e.utterance_id.split("/")[1] != report["id"]
-    ]
-    caption = [at - e.speech_end_at for at, e in captions]
+def floor_wait(speaker: str, speech_end_at: float, changes: Sequence[FloorChange]) -> float | None:
+    """How long speech that ended at `speech_end_at` waited for its speaker to hold the floor:
+    0 if they held it then, else until the first later change that gave it to them. `changes`
+    are the floor changes seen before the speech's caption (the grant that released held speech
+    is sent before that speech's caption); None when none of them gave the speaker the floor."""
+    ordered = sorted(changes, key=lambda change: change[0])
+    holder_then = next((h for at, h in reversed(ordered) if at <= speech_end_at), None)
+    if holder_then == speaker:
+        return 0.0
+    granted_at = next((at for at, h in ordered if at > speech_end_at and h == speaker), None)
+    return None if granted_at is None else granted_at - speech_end_at
+
+
+def _caption_latencies(
+    report: dict[str, Any], mode: str
+) -> list[tuple[CaptionFinal, CaptionLatency]]:
+    """Each caption of someone else's speech, with its latency. Only turn-taking holds speech
+    for the floor; all-pairs translates it at once, whoever holds the floor."""
+    found = []
+    changes: list[FloorChange] = []
+    for at, e in arrivals(report):
+        if isinstance(e, FloorChanged):
+            changes.append((e.emitted_at, e.holder))
+        elif (
+            isinstance(e, CaptionFinal)
+            and e.speech_end_at
+            and e.utterance_id.split("/")[1] != report["id"]
+        ):
+            waited = (
+                floor_wait(e.speaker, e.speech_end_at, changes) if mode == "turn_taking" else 0.0
+            )
+            found.append((e, CaptionLatency(at - e.speech_end_at, waited)))
+    return found
+
+
+def _latencies(report: dict[str, Any], mode: str) -> tuple[list[CaptionLatency], list[float]]:
+    captions = _caption_latencies(report, mode)
     # Translated speech only (same-language listeners hear it live), from each dub's own start.
     started = {
         e.utterance_id: at
@@ -88,10 +140,10 @@ def _latencies(report: dict[str, Any]) -> tuple[list[float], list[float]]:
     }
     audio = [
         dub_heard_at(started[e.utterance_id], report["onsets"]) - e.speech_end_at
-        for _, e in captions
+        for e, _ in captions
         if e.utterance_id in started
     ]
-    return caption, audio
+    return [latency for _, latency in captions], audio
 
 
 def analyse(
@@ -106,7 +158,7 @@ def analyse(
 ) -> RunFigures:
     utterances = _utterances(reports)
     expected = received = failed = 0
-    caption_latencies: list[float] = []
+    caption_latencies: list[CaptionLatency] = []
     audio_latencies: list[float] = []
     for report in reports:
         wanted = _expected(report, utterances[report["room"]], mode)
@@ -115,7 +167,7 @@ def analyse(
         expected += len(wanted)
         received += len(wanted & got)
         failed += sum(isinstance(e, UtteranceFailed) for e in events)
-        caption, audio = _latencies(report)
+        caption, audio = _latencies(report, mode)
         caption_latencies += caption
         audio_latencies += audio
     spoken = sum(end - start for r in reports for start, end, _ in r["spoken"] if end)
@@ -128,6 +180,9 @@ def analyse(
     }
     cpu = delta(after, before, "process_cpu_seconds_total")
     per_speech = max(spoken, 1e-9)
+    totals = [c.total_s for c in caption_latencies]
+    waits = [c.floor_wait_s for c in caption_latencies if c.floor_wait_s is not None]
+    pipelines = [c.pipeline_s for c in caption_latencies if c.pipeline_s is not None]
     return RunFigures(
         mode=mode,
         rooms=rooms,
@@ -138,8 +193,12 @@ def analyse(
         finals_received=received,
         lost=expected - received,
         failed=failed,
-        caption_latency_p50_s=quantile(caption_latencies, 0.5),
-        caption_latency_p95_s=quantile(caption_latencies, 0.95),
+        caption_latency_p50_s=quantile(totals, 0.5),
+        caption_latency_p95_s=quantile(totals, 0.95),
+        pipeline_caption_latency_p50_s=quantile(pipelines, 0.5),
+        pipeline_caption_latency_p95_s=quantile(pipelines, 0.95),
+        floor_wait_p50_s=quantile(waits, 0.5),
+        floor_wait_p95_s=quantile(waits, 0.95),
         audio_latency_p50_s=quantile(audio_latencies, 0.5),
         audio_latency_p95_s=quantile(audio_latencies, 0.95),
         stalls=delta(after, before, "dragoman_playout_stalls_total"),
@@ -156,6 +215,6 @@ def analyse(
             after, before, "dragoman_listener_packets_dropped_total", kind="audio"
         ),
         audio_frames_skipped=delta(after, before, "dragoman_audio_frames_skipped_total"),
-        caption_latencies=[round(v, 3) for v in caption_latencies],
+        caption_latencies=[round(v, 3) for v in totals],
         rss_series=[(round(t, 1), round(rss, 1)) for t, rss, _ in series],
     )

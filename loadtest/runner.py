@@ -14,16 +14,17 @@ import statistics
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from loadtest.analysis import RunFigures, analyse
-from loadtest.metrics import Sampler, Snapshot, scrape, total
+from loadtest.metrics import Sampler, Snapshot, scrape_all, total
 from loadtest.report import summary, write_report
 from loadtest.worker import WorkerPlan, worker_entry
 from testkit.server_process import LocalServer
@@ -62,6 +63,8 @@ class LoadConfig:
     speakers: int = 0  # 0: everyone talks (a sweep: one per language)
     overlap: float = 0.25
     token_secret: str | None = None  # --url to a server with tokens: they are minted with it
+    # --url to a gateway with Redis workers: where the workers serve /metrics (their stages, CPU)
+    worker_metrics: list[str] = field(default_factory=list)
 
 
 def parse_slo(text: str) -> dict[str, float]:
@@ -169,8 +172,9 @@ def run_once(
     plans = _plans(config, url, participants, run_id)
     progress = Progress(console)
     results: Any = multiprocessing.get_context("spawn").Queue()
-    sampler = Sampler(url)
-    before = scrape(url)
+    servers = _metrics_urls(config, url)
+    sampler = Sampler(servers)
+    before = scrape_all(servers)
     joined_at: list[Snapshot] = []
     sampler.start()
     label = f"{mode}: {config.rooms} rooms × {participants} participants"
@@ -193,7 +197,7 @@ def run_once(
             progress.drain()
             live.update(progress.table(label))
             if not joined_at and progress.joined >= config.rooms * participants:
-                joined_at.append(scrape(url))
+                joined_at.append(scrape_all(servers))
     for worker in workers:
         worker.join(timeout=5)
         if worker.is_alive():
@@ -212,7 +216,7 @@ def run_once(
         participants,
         reports,
         before,
-        scrape(url),
+        scrape_all(servers),
         sampler.series,
         config.duration_s,
     )
@@ -223,10 +227,26 @@ def run_once(
         figures.rss_per_participant_mb = round(grown / 2**20 / (config.rooms * participants), 2)
     console.print(
         f"{label}: lost {figures.lost}, caption p50 {figures.caption_latency_p50_s} s, "
-        f"p95 {figures.caption_latency_p95_s} s, cost {figures.cost_per_speech_s} CPU-s/speech-s",
+        f"p95 {figures.caption_latency_p95_s} s (pipeline p50 "
+        f"{figures.pipeline_caption_latency_p50_s} s, p95 {figures.pipeline_caption_latency_p95_s}"
+        f" s; floor wait p50 {figures.floor_wait_p50_s} s, p95 {figures.floor_wait_p95_s} s), "
+        f"cost {figures.cost_per_speech_s} CPU-s/speech-s",
         highlight=False,
     )
     return figures
+
+
+def _metrics_urls(config: LoadConfig, gateway: str) -> list[str]:
+    """Every process of the server that serves /metrics: the gateway, then its workers."""
+    return [gateway, *(u.rstrip("/") for u in config.worker_metrics)]
+
+
+def _check_metrics(urls: list[str]) -> None:
+    for url in urls:
+        try:
+            httpx.get(f"{url}/metrics", timeout=5).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise LoadTestError(f"cannot read {url}/metrics: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -246,11 +266,14 @@ def run(config: LoadConfig, console: Console) -> dict[str, Any]:
         raise LoadTestError("no languages given")
     if config.sweep and config.url:
         raise LoadTestError("--sweep starts its own servers (one per mode); leave out --url")
+    if config.worker_metrics and not config.url:
+        raise LoadTestError("--worker-metrics is for --url: a server started here has no workers")
     modes = MODES if config.sweep else (config.mode,)
     sizes = config.sweep or [config.participants]
     runs: list[RunFigures] = []
     for mode in modes:
         with server_for(config, mode) as url:
+            _check_metrics(_metrics_urls(config, url))
             runs += [run_once(config, url, mode, size, console) for size in sizes]
     slo = check_slo(runs, config.slo)
     data = summary(runs, _config_json(config), slo)
@@ -270,4 +293,5 @@ def _config_json(config: LoadConfig) -> dict[str, Any]:
         "speech_dir": str(config.speech_dir),
         "speakers": config.speakers,
         "overlap": config.overlap,
+        "worker_metrics": config.worker_metrics,
     }

@@ -14,7 +14,13 @@ import httpx
 
 from loadtest.schedule import Turn, conversation, room_languages
 from loadtest.speech import EncodedClip, PacketMicrophone, load_clips
-from pipeline.events import CaptionFinal, DubStarted, UtteranceDropped, UtteranceFailed
+from pipeline.events import (
+    CaptionFinal,
+    DubStarted,
+    FloorChanged,
+    UtteranceDropped,
+    UtteranceFailed,
+)
 from server.access import mint
 from server.ice import use_loopback_candidates
 from testkit.peer import Participant, ReceivedAudio
@@ -81,7 +87,9 @@ class LoadParticipant(Participant):
             "events": [
                 {"arrival": at, "event": e.model_dump(mode="json")}
                 for at, e in self.received
-                if isinstance(e, CaptionFinal | UtteranceFailed | UtteranceDropped | DubStarted)
+                if isinstance(
+                    e, CaptionFinal | UtteranceFailed | UtteranceDropped | DubStarted | FloorChanged
+                )
             ],
             "onsets": self.heard.onsets(),
             "packets": self.heard.count,

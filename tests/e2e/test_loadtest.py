@@ -42,6 +42,10 @@ def test_short_run_loses_nothing_and_writes_the_report(settings: Settings, tmp_p
     for key in ("caption_latency_p50_s", "caption_latency_p95_s", "audio_latency_p95_s", "stalls"):
         assert key in summary
     assert summary["caption_latency_p50_s"] > 0
+    # Every caption's latency splits into its wait for the floor and the pipeline's part.
+    assert 0 <= summary["floor_wait_p50_s"] <= summary["floor_wait_p95_s"]
+    assert 0 < summary["pipeline_caption_latency_p50_s"] <= summary["caption_latency_p50_s"]
+    assert summary["pipeline_caption_latency_p95_s"] <= summary["caption_latency_p95_s"]
     run = summary["runs"][0]
     assert run["utterances"] >= 2 and run["finals_received"] == run["finals_expected"] > 0
     # Every listener at 50 packets a second, the floor holder's silence included (the gateway
@@ -52,6 +56,7 @@ def test_short_run_loses_nothing_and_writes_the_report(settings: Settings, tmp_p
     assert summary["slo"]["passed"] is True
     report = (tmp_path / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 3
+    assert "floor_wait_p95_s" in report and "pipeline_caption_latency_p95_s" in report
 
 
 def test_sweep_shows_linear_turn_taking_against_quadratic_all_pairs(
@@ -90,6 +95,11 @@ def test_bad_options_are_one_line_errors(settings: Settings, tmp_path: Path) -> 
         (["--mode", "chaos"], "unknown mode 'chaos'"),
         (["--languages", "xx"], "unknown language code"),
         (["--sweep", "2,4", "--url", "http://127.0.0.1:1"], "leave out --url"),
+        (["--worker-metrics", "http://127.0.0.1:1"], "--worker-metrics is for --url"),
+        (
+            ["--url", "http://127.0.0.1:1", "--worker-metrics", "http://127.0.0.1:2"],
+            "cannot read http://127.0.0.1:1/metrics",
+        ),
     ):
         result = loadtest(settings, *args, "--out", str(tmp_path))
         assert result.returncode == 2, result.stderr
