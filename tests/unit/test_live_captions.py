@@ -20,6 +20,7 @@ from testkit.fakes import (
     FakeChannel,
     FakeMicrophone,
     FakeRecognizer,
+    FakeVoice,
     RecordingBus,
     Script,
     Stuck,
@@ -271,3 +272,23 @@ async def test_a_dropped_utterance_clears_its_live_caption_at_every_listener() -
         await kit.room.on_result(JobResult(job, result))
         [dropped] = listener.of_type("utterance.dropped")
         assert dropped["utterance_id"] == job.utterance.utterance_id
+
+
+@pytest.mark.looptime(False)
+async def test_partials_yield_to_a_dub_being_spoken_too() -> None:
+    stuck = Stuck()
+    voice = FakeVoice(seconds_per_word=0.01, stuck={"pt": stuck})
+    results: list[JobResult] = []
+
+    async def collect(done: JobResult) -> None:
+        results.append(done)
+
+    bus = InProcessBus(fake_cascade(FakeRecognizer(["ask not"]), voice=voice), collect)
+    await bus.start()
+    await bus.submit(_job(0))
+    await until(lambda: "pt" in " ".join(voice.timeline), 5)  # its dub is being spoken
+    assert await bus.read_partial(_request()) is None
+    stuck.release()
+    await until(lambda: len(results) == 1, 5)
+    assert await bus.read_partial(_request()) is not None  # idle: read at once
+    await bus.stop(timeout_s=5)
