@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.bus import InProcessBus, Job, JobResult
-from pipeline.cascade import CascadeResult, Utterance
+from pipeline.cascade import Cascade, CascadeResult, Utterance
 from pipeline.events import CaptionFinal, CaptionPartial, UtteranceDropped
 from pipeline.live import PartialRequest
 from pipeline.segmenter import Segment
@@ -118,6 +118,15 @@ def _job(number: int, heard_soon: asyncio.Future[str] | None = None) -> Job:
     return Job("room", utterance, ("en", "pt"), heard_soon=heard_soon)
 
 
+def collecting_bus(cascade: Cascade) -> tuple[InProcessBus, list[JobResult]]:
+    results: list[JobResult] = []
+
+    async def collect(done: JobResult) -> None:
+        results.append(done)
+
+    return InProcessBus(cascade, collect), results
+
+
 def _request() -> PartialRequest:
     return PartialRequest("u-9", "en", np.zeros(16000, np.float32), targets=("pt",))
 
@@ -126,12 +135,7 @@ def _request() -> PartialRequest:
 async def test_a_burst_of_partials_never_delays_a_final() -> None:
     stuck = Stuck()
     recognizer = FakeRecognizer(["ask not"], script=Script(stuck=stuck))
-    results: list[JobResult] = []
-
-    async def collect(done: JobResult) -> None:
-        results.append(done)
-
-    bus = InProcessBus(fake_cascade(recognizer), collect)
+    bus, results = collecting_bus(fake_cascade(recognizer))
     await bus.start()
     await bus.submit(_job(0))
     await until(lambda: len(recognizer.calls) == 1, 5)  # the final is being read
@@ -150,12 +154,7 @@ async def test_a_burst_of_partials_never_delays_a_final() -> None:
 @pytest.mark.looptime(False)
 async def test_a_final_takes_the_transcript_of_the_reading_in_flight() -> None:
     recognizer = FakeRecognizer(["never used"])
-    results: list[JobResult] = []
-
-    async def collect(done: JobResult) -> None:
-        results.append(done)
-
-    bus = InProcessBus(fake_cascade(recognizer), collect)
+    bus, results = collecting_bus(fake_cascade(recognizer))
     await bus.start()
     heard: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     await bus.submit(_job(0, heard_soon=heard))
@@ -233,12 +232,7 @@ async def test_a_final_whose_reading_never_comes_decodes_itself(
 ) -> None:
     monkeypatch.setattr("pipeline.bus.HEARD_WAIT_S", 0.2)
     recognizer = FakeRecognizer(["ask not"])
-    results: list[JobResult] = []
-
-    async def collect(done: JobResult) -> None:
-        results.append(done)
-
-    bus = InProcessBus(fake_cascade(recognizer), collect)
+    bus, results = collecting_bus(fake_cascade(recognizer))
     await bus.start()
     never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     await bus.submit(_job(0, heard_soon=never))
@@ -278,12 +272,7 @@ async def test_a_dropped_utterance_clears_its_live_caption_at_every_listener() -
 async def test_partials_yield_to_a_dub_being_spoken_too() -> None:
     stuck = Stuck()
     voice = FakeVoice(seconds_per_word=0.01, stuck={"pt": stuck})
-    results: list[JobResult] = []
-
-    async def collect(done: JobResult) -> None:
-        results.append(done)
-
-    bus = InProcessBus(fake_cascade(FakeRecognizer(["ask not"]), voice=voice), collect)
+    bus, results = collecting_bus(fake_cascade(FakeRecognizer(["ask not"]), voice=voice))
     await bus.start()
     await bus.submit(_job(0))
     await until(lambda: "pt" in " ".join(voice.timeline), 5)  # its dub is being spoken
