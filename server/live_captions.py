@@ -115,7 +115,7 @@ class LiveCaptions:
             committed=stream.committed,
             previous=stream.hypothesis,
             targets=languages[1:],
-            whole=stream.speculate,
+            whole=stream.reading_whole,  # as grown() took it (wants() may have moved on)
         )
         reading: PartialReading | None = None
         try:
