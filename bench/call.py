@@ -15,7 +15,9 @@ from prometheus_client import REGISTRY
 from bench.steps import Step
 from pipeline.audio import read_file
 from pipeline.errors import DragomanError
+from pipeline.events import CaptionFinal
 from pipeline.models import Models
+from pipeline.segmenter import SegmenterConfig
 from pipeline.settings import Settings
 from server.ice import use_loopback_candidates
 from testkit.fixtures import Clip
@@ -26,7 +28,8 @@ from testkit.stats import dub_heard_at, quantile
 
 TURN_PAUSE_S = 4.0  # quiet between clips, so each clip's first audio is measured on its own
 SAY_MARGIN_S = 20.0  # a clip is said within its length and this (else its connection is gone)
-SEGMENT_PADS_S = 0.32  # a segment's pads, before and after its voiced speech
+# A segment's pads, before and after its voiced speech.
+SEGMENT_PADS_S = 2 * SegmenterConfig().speech_pad_ms / 1000
 ONSET_LEVEL = 0.02  # a clip's speech starts at its first sample this loud
 
 
@@ -151,9 +154,8 @@ def _measure(
         result.dub_latencies += [
             heard[c.utterance_id] - c.speech_end_at for c in captions if c.utterance_id in heard
         ]
-        for turn_start, turn_end in turns:
-            in_turn = [c for c in captions if turn_start <= c.speech_end_at <= turn_end + 1.0]
-            first = min(in_turn, key=lambda c: c.speech_end_at, default=None)
+        for turn in turns:
+            first = _first_of_turn(captions, turn)
             if first is not None and first.utterance_id in heard:
                 result.audio_latencies.append(heard[first.utterance_id] - first.speech_end_at)
         received = [at for at, _ in listener.heard.frames if at >= started]
@@ -161,6 +163,13 @@ def _measure(
             len(received) / max(received[-1] - received[0], 1e-3) if len(received) > 1 else 0.0
         )
     return result
+
+
+def _first_of_turn(captions: list[CaptionFinal], turn: tuple[float, float]) -> CaptionFinal | None:
+    """The caption of a turn's first segment (its speech ended in the turn, or just after)."""
+    start, end = turn
+    in_turn = [c for c in captions if start <= c.speech_end_at <= end + 1.0]
+    return min(in_turn, key=lambda c: c.speech_end_at, default=None)
 
 
 def _measure_live(
@@ -173,9 +182,8 @@ def _measure_live(
     """Live captions: each turn's first translated words after its onset, the share of words
     shown in partials that changed, and each source word's lag on the speaker's own screen."""
     finals = [c for _, c in speaker.finals("en")]
-    for (turn_start, turn_end), onset in zip(turns, onsets, strict=True):
-        in_turn = [c for c in finals if turn_start <= c.speech_end_at <= turn_end + 1.0]
-        first = min(in_turn, key=lambda c: c.speech_end_at, default=None)
+    for turn, onset in zip(turns, onsets, strict=True):
+        first = _first_of_turn(finals, turn)
         if first is None:
             continue
         for listener in audience:

@@ -11,15 +11,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_EDGE_PUNCTUATION = re.compile(r"^[^\w]+|[^\w]+$")
+_EDGE_PUNCTUATION = re.compile(r"^\W+|\W+$")
 
 
 def words(text: str) -> list[str]:
     return text.split()
 
 
+def plain_word(word: str) -> str:
+    """A word as readings compare it: lower case, no punctuation at its edges."""
+    return _EDGE_PUNCTUATION.sub("", word).lower()
+
+
 def _same(first: str, second: str) -> bool:
-    return _EDGE_PUNCTUATION.sub("", first).lower() == _EDGE_PUNCTUATION.sub("", second).lower()
+    return plain_word(first) == plain_word(second)
 
 
 def _common_prefix(first: list[str], second: list[str]) -> int:

@@ -210,7 +210,7 @@ class Cascade:
         (continuing the committed words), what is settled now, and the settled words in each
         target language (translated only when they grew; a failing pair is left out)."""
         language = request.language
-        with timed_stage("asr_partial", "whisper") as asr_elapsed:
+        with timed_stage("asr_partial", "whisper"):
             read = (
                 self._recognizer.transcribe
                 if request.whole
@@ -222,13 +222,14 @@ class Cascade:
         if agreement.committed != request.committed:
             for target in request.targets:
                 try:
-                    with timed_stage("mt_partial", target):
+                    route = self._translator.planner.route(language, target)
+                    with timed_stage("mt_partial", route.describe()):
                         translations[target] = self._translator.translate(
                             agreement.committed, language, target
                         )
                 except Exception as exc:  # a live caption is best effort; the final reports
                     LOG.debug("partial MT %s→%s failed: %s", language, target, exc)
-        return PartialReading(heard.text, agreement, translations, asr_elapsed[0])
+        return PartialReading(heard.text, agreement, translations)
 
     def _asr_failed(self, result: CascadeResult, targets: Iterable[str], exc: Exception) -> None:
         for target in targets:

@@ -39,4 +39,3 @@ class PartialReading:
     agreement: Agreement
     # target → the committed words in it; only when the committed words grew
     translations: dict[str, str] = field(default_factory=dict)
-    asr_s: float = 0.0

@@ -69,7 +69,6 @@ class LiveCaptions:
         self._holder, self._languages, self._send, self._spawn = holder, languages, send, spawn
         self._stream: _Stream | None = None
         self._reading = False
-        self.readings = 0  # readings that came back (the rest were skipped or failed)
 
     def close(self) -> None:
         """The room closes: a final waiting for a reading that will not run decodes itself."""
@@ -127,7 +126,6 @@ class LiveCaptions:
         stream.next_s = heard_s + self.pacing.min_step_s
         if reading is None or not stream.owns(participant):  # skipped, or the segment ended
             return
-        self.readings += 1
         stream.read_s, stream.read_whole = heard_s, request.whole
         self._settle(stream, reading)
         if (stream.committed, reading.agreement.unstable) != stream.shown:

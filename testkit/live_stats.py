@@ -3,17 +3,13 @@ shown words changed, and how long each spoken word took to appear."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipeline.agreement import plain_word
 from pipeline.events import CaptionFinal, CaptionPartial, RoomEvent
 
 Arrival = tuple[float, RoomEvent]  # (when it arrived, the event)
-
-
-def _plain(word: str) -> str:
-    return re.sub(r"^\W+|\W+$", "", word).lower()
 
 
 def _shown_words(event: CaptionPartial | CaptionFinal, source_view: bool) -> list[str]:
@@ -58,8 +54,8 @@ def revisions(arrivals: Iterable[Arrival], source_view: bool = False) -> Revisio
         final = finals.get(event.utterance_id) if isinstance(event, CaptionPartial) else None
         if final is None or not isinstance(event, CaptionPartial):
             continue
-        settled = [_plain(w) for w in _shown_words(final, source_view)]
-        for position, word in enumerate(_plain(w) for w in _shown_words(event, source_view)):
+        settled = [plain_word(w) for w in _shown_words(final, source_view)]
+        for position, word in enumerate(plain_word(w) for w in _shown_words(event, source_view)):
             if (event.utterance_id, position, word) in seen:
                 continue
             seen.add((event.utterance_id, position, word))
@@ -77,7 +73,7 @@ def source_word_lags(arrivals: Iterable[Arrival], voiced_s: dict[str, float]) ->
     for _, final in ordered:
         if not isinstance(final, CaptionFinal) or final.utterance_id not in voiced_s:
             continue
-        words = [_plain(w) for w in final.source_text.split()]
+        words = [plain_word(w) for w in final.source_text.split()]
         spoken_s = voiced_s[final.utterance_id]
         for index, word in enumerate(words):
             ends_at = final.speech_end_at - spoken_s * (1 - (index + 1) / len(words))
@@ -92,7 +88,7 @@ def _first_showing(
 ) -> float | None:
     for at, event in ordered:
         if isinstance(event, CaptionPartial | CaptionFinal) and event.utterance_id == utterance_id:
-            shown = [_plain(w) for w in _shown_words(event, source_view=True)]
+            shown = [plain_word(w) for w in _shown_words(event, source_view=True)]
             if index < len(shown) and shown[index] == word:
                 return at
     return None

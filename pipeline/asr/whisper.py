@@ -14,6 +14,7 @@ import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
+from pipeline.agreement import plain_word
 from pipeline.asr.base import SpeechRecognizer, Transcript
 from pipeline.asr.models import WhisperSource
 from pipeline.audio import ASR_SAMPLE_RATE, Samples, sanitize
@@ -67,15 +68,11 @@ class _DecodedSegment(Protocol):
     compression_ratio: float
 
 
-def _plain(word: str) -> str:
-    return re.sub(r"^\W+|\W+$", "", word).lower()
-
-
 def without_echo(text: str) -> str:
     """The text up to where it starts over: a short window's decode, run past its speech,
     tends to say its opening words (or its last phrase) again."""
     words = text.split()
-    plain = [_plain(word) for word in words]
+    plain = [plain_word(word) for word in words]
     for cut in range(2, len(words)):
         restarts = cut >= 3 and plain[cut : cut + 3] == plain[:3]
         repeats = any(
@@ -93,7 +90,7 @@ def continuing(prefix: str, transcript: Transcript) -> Transcript:
     nothing more still said the prefix."""
     said = transcript.text.split()
     given = prefix.split()
-    if [_plain(w) for w in said[: len(given)]] == [_plain(w) for w in given]:
+    if [plain_word(w) for w in said[: len(given)]] == [plain_word(w) for w in given]:
         return transcript
     return Transcript(text=" ".join([*given, *said]), language=transcript.language)
 
@@ -127,9 +124,12 @@ class WhisperRecognizer(SpeechRecognizer):
     def languages(self) -> list[str]:
         return super().languages() if self.source.multilingual else ["en"]
 
-    def transcribe(self, samples: Samples, language: str, prefix: str = "") -> Transcript:
+    def _require(self, language: str) -> None:
         if not self.source.multilingual and language != "en":
             raise UnsupportedLanguageError(f"ASR model {self.source.name} is English-only")
+
+    def transcribe(self, samples: Samples, language: str, prefix: str = "") -> Transcript:
+        self._require(language)
         segments, _info = self._model.transcribe(
             sanitize(samples),  # one NaN makes Whisper's whole window garbage
             language=language,
@@ -152,8 +152,7 @@ class WhisperRecognizer(SpeechRecognizer):
         Whisper's 30 s window. Measured on the fixtures: a 4 s clip encodes in 0.08 s instead
         of 1.2 s; words are less sure (WER 0.107 → 0.165 with a 2 s margin), which a partial
         can afford and a final cannot, so finals keep the full window."""
-        if not self.source.multilingual and language != "en":
-            raise UnsupportedLanguageError(f"ASR model {self.source.name} is English-only")
+        self._require(language)
         model = self._model
         features = model.feature_extractor(sanitize(samples))
         frames = min(WINDOW_FRAMES, features.shape[-1] + PARTIAL_MARGIN_FRAMES)

@@ -155,17 +155,34 @@ async def join(page: Page, name: str, language: str) -> None:
     await expect(page.locator("#connection")).to_have_text("connected", timeout=20_000)
 
 
-async def test_english_speaker_and_portuguese_listener(
-    gateway: str, launch: Launch, clips: list[Clip], tmp_path: Path
-) -> None:
+async def ana_speaks_to_bruno(
+    gateway: str,
+    launch: Launch,
+    clips: list[Clip],
+    tmp_path: Path,
+    room: str,
+    before_join: str | None = None,
+) -> tuple[Page, Page, list[str]]:
+    """Bruno (pt) joins `room`, then Ana (en), whose microphone says a fixture clip; with the
+    Content-Security-Policy refusals of both pages. `before_join` runs in both pages first."""
     speech = read_file(clip_named(clips, "en_commonvoice_platforms").path, 48000).samples
     speaker = await launch(audio=microphone_wav(tmp_path / "speech.wav", speech))
     listener = await launch(audio=microphone_wav(tmp_path / "silence.wav", None))
     refused: list[str] = []
-    ana = await open_page(speaker, f"{gateway}/?room=browsers", refused)
-    bruno = await open_page(listener, f"{gateway}/?room=browsers", refused)
+    ana = await open_page(speaker, f"{gateway}/?room={room}", refused)
+    bruno = await open_page(listener, f"{gateway}/?room={room}", refused)
+    if before_join is not None:
+        for page in (ana, bruno):
+            await page.evaluate(before_join)
     await join(bruno, "Bruno", "pt")
     await join(ana, "Ana", "en")
+    return ana, bruno, refused
+
+
+async def test_english_speaker_and_portuguese_listener(
+    gateway: str, launch: Launch, clips: list[Clip], tmp_path: Path
+) -> None:
+    ana, bruno, refused = await ana_speaks_to_bruno(gateway, launch, clips, tmp_path, "browsers")
     for page in (ana, bruno):
         await expect(page.locator("#tiles .tile")).to_have_count(2)
         await expect(page.locator("#tiles")).to_contain_text("Ana")
@@ -202,16 +219,9 @@ async def test_live_captions_are_replaced_in_place_by_the_final(
     (li.partial), which her caption.final then turns into li.final: the same <li>, in the same
     place. Ana sees her own live transcript, its unstable tail lighter. Finals alone are
     announced."""
-    speech = read_file(clip_named(clips, "en_commonvoice_platforms").path, 48000).samples
-    speaker = await launch(audio=microphone_wav(tmp_path / "speech.wav", speech))
-    listener = await launch(audio=microphone_wav(tmp_path / "silence.wav", None))
-    refused: list[str] = []
-    ana = await open_page(speaker, f"{gateway}/?room=live", refused)
-    bruno = await open_page(listener, f"{gateway}/?room=live", refused)
-    for page in (ana, bruno):
-        await page.evaluate(CAPTION_LOG)
-    await join(bruno, "Bruno", "pt")
-    await join(ana, "Ana", "en")
+    ana, bruno, refused = await ana_speaks_to_bruno(
+        gateway, launch, clips, tmp_path, "live", before_join=CAPTION_LOG
+    )
     caption = bruno.locator('#caption-list li.final[lang="pt"]', has_text="plataformas").first
     await expect(caption).to_be_visible(timeout=45_000)
     key = await caption.get_attribute("data-key")
