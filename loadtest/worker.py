@@ -18,6 +18,7 @@ from pipeline.events import (
     CaptionFinal,
     DubStarted,
     FloorChanged,
+    RoomEvent,
     UtteranceDropped,
     UtteranceFailed,
 )
@@ -116,14 +117,32 @@ async def _play(
         await asyncio.sleep(0.1)
 
 
+def awaits_more(received: list[RoomEvent]) -> bool:
+    """Whether a participant's events say more is coming: an utterance it heard of (a partial,
+    a dub) has no terminal event yet, or the floor's last known queue holds speech back."""
+    heard_of: set[str] = set()
+    ended: set[str] = set()
+    queue: list[str] = []
+    for event in received:
+        if isinstance(event, FloorChanged):
+            queue = event.queue
+        elif (utterance := getattr(event, "utterance_id", None)) is not None:
+            heard_of.add(utterance)
+            if isinstance(event, CaptionFinal | UtteranceFailed | UtteranceDropped):
+                ended.add(utterance)
+    return bool(heard_of - ended or queue)
+
+
 async def _drain(people: list[LoadParticipant], drain_s: float) -> None:
-    """Wait for the last finals: until nothing arrived for a while since the conversation
-    ended (or since the last event, if later), bounded by drain_s."""
+    """Wait for the last finals: until no one awaits more and nothing arrived for a while since
+    the conversation ended (or since the last event, if later), bounded by drain_s. A slow
+    server's late finals are late, not lost; only what never comes within drain_s is lost."""
     ended = time.time()
     deadline = time.monotonic() + drain_s
     while time.monotonic() < deadline:
         latest = max((at for p in people for at, _ in p.events), default=0.0)
-        if time.time() - max(latest, ended) > QUIET_AFTER_S:
+        waiting = any(awaits_more([e for _, e in p.received]) for p in people)
+        if not waiting and time.time() - max(latest, ended) > QUIET_AFTER_S:
             return
         await asyncio.sleep(0.5)
 

@@ -17,11 +17,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from pipeline.audio import Audio, read_wav_bytes
 from pipeline.errors import ModelUnavailableError, StageError
 from pipeline.tts.base import SpeechSynthesizer
+from pipeline.tts.text import clauses
 
 VOICES = {"upc_ca_ona_hts": "festvox-ca-ona-hts", "lp_diphone": "festvox-italp16k"}
 
@@ -83,7 +87,20 @@ class FestivalSynthesizer(SpeechSynthesizer):
                 raise StageError("tts", f"festival ({self.voice}) exited")
             seen = seen[-4096:] + chunk
 
+    def clauses(self, text: str, language: str, voice: str | None = None) -> Iterator[Audio]:
+        for words, marks in clauses(text):
+            yield self._say(f"{words}{marks[:1]}")
+
     def synthesize(self, text: str, language: str, voice: str | None = None) -> Audio:
+        """Clause by clause, each a request of its own: one long run-on text in one request
+        outlived the timeout (400 words of Catalan HTS: 10 s here, over 20 s on a busier
+        machine), and a request that long holds the interpreter from every other call."""
+        spoken = list(self.clauses(text, language, voice))
+        if not spoken:
+            return self._say("")
+        return Audio(np.concatenate([a.samples for a in spoken]), spoken[0].sample_rate)
+
+    def _say(self, text: str) -> Audio:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._start()  # it died (a bad utterance): a fresh interpreter, once

@@ -14,7 +14,8 @@ from loadtest.report import summary
 from loadtest.runner import LoadTestError, check_slo, parse_slo
 from loadtest.schedule import conversation, room_languages
 from loadtest.speech import EncodedClip
-from pipeline.events import CaptionFinal, DubStarted, FloorChanged, UtteranceFailed
+from loadtest.worker import awaits_more
+from pipeline.events import CaptionFinal, CaptionPartial, DubStarted, FloorChanged, UtteranceFailed
 from testkit.fakes import fake_caption
 
 
@@ -186,3 +187,29 @@ def test_gateway_and_worker_scrapes_add_up_to_the_servers_figures() -> None:
     assert figures.asr_calls_per_speech_s == 0.3 and figures.pipeline_calls_per_speech_s == 0.5
     gateway_only = analyse("turn_taking", 1, 2, [speaker], before[0], after[0], [], 10.0)
     assert gateway_only.stage_tau == {"asr": 0.0, "mt": 0.0, "tts": 0.0}  # what was reported
+
+
+def test_the_drain_awaits_heard_of_utterances_and_held_speech() -> None:
+    partial = CaptionPartial(
+        utterance_id="r/ana/0",
+        revision=1,
+        speaker="ana",
+        source_language="en",
+        committed_text="Hello",
+        unstable_text="there",
+        target_language="pt",
+        target_text="Olá",
+    )
+    holding = FloorChanged(holder="ana", queue=["bruno"], emitted_at=1.0)
+    released = FloorChanged(holder="bruno", queue=[], emitted_at=2.0)
+    assert not awaits_more([])
+    assert awaits_more([partial])
+    final = fake_caption("r/ana/0")
+    dub = DubStarted(utterance_id="r/ana/0", target_language="pt", speech_end_at=1.0)
+    assert not awaits_more([partial, final, dub])  # a dub after its caption is no new work
+    assert awaits_more([partial, final, holding])  # bruno's speech waits for the floor
+    assert not awaits_more([partial, final, holding, released])
+    failed = UtteranceFailed(
+        utterance_id="r/bruno/0", target_language="pt", stage="mt", reason="boom"
+    )
+    assert not awaits_more([released, failed])
