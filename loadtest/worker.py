@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from loadtest.metrics import parse, total
 from loadtest.schedule import Turn, conversation, room_languages
 from loadtest.speech import EncodedClip, PacketMicrophone, load_clips
 from pipeline.events import (
@@ -133,16 +134,29 @@ def awaits_more(received: list[RoomEvent]) -> bool:
     return bool(heard_of - ended or queue)
 
 
-async def _drain(people: list[LoadParticipant], drain_s: float) -> None:
-    """Wait for the last finals: until no one awaits more and nothing arrived for a while since
-    the conversation ended (or since the last event, if later), bounded by drain_s. A slow
-    server's late finals are late, not lost; only what never comes within drain_s is lost."""
+async def _server_busy(http: httpx.AsyncClient, url: str) -> bool:
+    """Whether the gateway still owes results (its in-flight gauge); unknown reads as idle."""
+    try:
+        text = (await http.get(f"{url}/metrics", timeout=5)).text
+    except httpx.HTTPError:
+        return False
+    return total(parse(text), "dragoman_targets_in_flight") > 0
+
+
+async def _drain(
+    http: httpx.AsyncClient, url: str, people: list[LoadParticipant], drain_s: float
+) -> None:
+    """Wait for the last finals: until the server owes none, no one awaits more and nothing
+    arrived for a while since the conversation ended (or since the last event, if later),
+    bounded by drain_s. A slow server's late finals are late, not lost; only what never comes
+    within drain_s is lost."""
     ended = time.time()
     deadline = time.monotonic() + drain_s
     while time.monotonic() < deadline:
         latest = max((at for p in people for at, _ in p.events), default=0.0)
         waiting = any(awaits_more([e for _, e in p.received]) for p in people)
-        if not waiting and time.time() - max(latest, ended) > QUIET_AFTER_S:
+        quiet = time.time() - max(latest, ended) > QUIET_AFTER_S
+        if quiet and not waiting and not await _server_busy(http, url):
             return
         await asyncio.sleep(0.5)
 
@@ -180,7 +194,7 @@ async def _run(plan: WorkerPlan, progress: Progress) -> list[dict[str, Any]]:
                 *(_play(rooms[r], s, plan.start_at, progress) for r, s in schedules.items())
             )
             everyone = [p for room in rooms.values() for p in room.values()]
-            await _drain(everyone, plan.drain_s)
+            await _drain(http, plan.url, everyone, plan.drain_s)
             return [p.report() for p in everyone]
         finally:
             for person in [p for room in rooms.values() for p in room.values()]:

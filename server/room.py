@@ -64,6 +64,9 @@ from server.video_history import VideoHistory
 LOG = logging.getLogger(__name__)
 PARTICIPANTS = Gauge("dragoman_participants", "Connected participants")
 JOBS = Counter("dragoman_jobs_total", "Utterances submitted for translation", ["targets"])
+TARGETS_IN_FLIGHT = Gauge(
+    "dragoman_targets_in_flight", "Target languages submitted to the bus and awaiting a result"
+)
 HELD_DROPPED = Counter(
     "dragoman_queued_speech_dropped_total", "Speech held for the floor, dropped", ["reason"]
 )
@@ -703,6 +706,7 @@ class Room:
         JOBS.labels(str(len(targets))).inc()
         voices = await self._voices_for(speaker, segment, targets[1:])
         job = Job(self.id, utterance, targets, ended_at, voices=voices, heard_soon=live.heard_soon)
+        TARGETS_IN_FLIGHT.inc(len(targets))
         await self.context.bus.submit(job)
 
     async def _voices_for(
@@ -751,6 +755,7 @@ class Room:
                 recipient=listener.id,
                 plays=plays,
             )
+            TARGETS_IN_FLIGHT.inc()
             await self.context.bus.submit(job)
 
     async def on_result(self, done: JobResult) -> None:

@@ -12,7 +12,7 @@ from pipeline.bus import Job, JobResult
 from pipeline.events import CaptionFinal, ServerClosing, TranslationStatus
 from server.directory import RoomDirectory
 from server.errors import BadRequest, NotFound, RoomElsewhere, TooMany
-from server.room import Room, RoomContext
+from server.room import TARGETS_IN_FLIGHT, Room, RoomContext
 
 LOG = logging.getLogger(__name__)
 ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -114,6 +114,7 @@ class RoomRegistry:
 
     async def deliver(self, done: JobResult) -> None:
         """A pipeline result, to the room that asked for it (if it still exists)."""
+        TARGETS_IN_FLIGHT.dec(len(done.job.targets))
         room = self.rooms.get(done.job.room_id)
         if room is None:
             LOG.info("result for closed room %s dropped", done.job.room_id)
