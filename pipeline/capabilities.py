@@ -100,12 +100,16 @@ class WorkerDirectory:
         self.workers = workers
         self.loaded = True
 
+    def hear(self, source: str) -> bool:
+        """Whether a live worker serves speech recognition in `source` (unknown: no)."""
+        return any(w.serves_asr(source) for w in self.workers.values())
+
     def unserved(self, source: str, targets: Iterable[str]) -> dict[str, str]:
         """Targets no live worker can serve, each with the reason participants will read."""
         if not self.loaded:
             return {}  # not known yet (Redis unreachable): the job waits instead of failing
         live = self.workers.values()
-        if not any(w.serves_asr(source) for w in live):
+        if not self.hear(source):
             reason = f"no worker serves speech recognition in {source!r}"
             return {target: reason for target in targets}
         return {

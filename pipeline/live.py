@@ -13,9 +13,10 @@ from prometheus_client import Counter
 from pipeline.agreement import Agreement
 from pipeline.audio import Samples
 
+PARTIAL_WAIT_S = 3.0  # a reading later than this is worth nothing: the next one is already due
 PARTIALS = Counter(
     "dragoman_partial_decodes_total",
-    "Partial (live caption) decodes: done, or skipped because final work was running",
+    "Partial (live caption) decodes: done, failed, skipped (final work ran), or unanswered",
     ["outcome"],
 )
 

@@ -31,6 +31,7 @@ from pipeline.bus import (
 from pipeline.capabilities import WorkerDirectory
 from pipeline.cascade import CascadeResult, Translation
 from pipeline.events import CaptionFinal, TranslationStatus, UtteranceFailed
+from pipeline.live import PARTIAL_WAIT_S, PARTIALS, PartialReading, PartialRequest
 from pipeline.metrics import BUS_CONNECTED, BUS_HOP_SECONDS, BUS_JOBS, BUS_PENDING
 from pipeline.streams import (
     LINK_ERRORS,
@@ -38,14 +39,29 @@ from pipeline.streams import (
     asr_stream,
     connect,
     entries,
+    partial_stream,
+    readings_stream,
     results_stream,
     server_run_id,
     text,
 )
 from pipeline.tasks import cancel_and_wait
-from pipeline.wire import JobHeader, ResultHeader, WireError, job_fields, read_result
+from pipeline.wire import (
+    JobHeader,
+    PartialHeader,
+    ResultHeader,
+    WireError,
+    job_fields,
+    partial_fields,
+    read_reading,
+    read_result,
+)
 
 LOG = logging.getLogger(__name__)
+# Live-caption requests kept per language: a worker that frees up reads the newest few, and an
+# older reading of a segment that has grown since is worth nothing.
+PARTIAL_BACKLOG = 4
+READINGS_MAXLEN = 256
 StatusHandler = Callable[[TranslationStatus], None]
 
 
@@ -84,6 +100,8 @@ class RedisBus(Bus):
     _up: asyncio.Event = field(default_factory=asyncio.Event)
     _run_id: str = ""
     _last_result_id: str = "$"
+    _readings: dict[str, asyncio.Future[PartialReading]] = field(default_factory=dict)
+    _last_reading_id: str = "0-0"  # old readings are read once and ignored: nobody waits
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _reconnecting: asyncio.Task[None] | None = None
     _closing: bool = False
@@ -114,6 +132,7 @@ class RedisBus(Bus):
         self._tasks = [
             asyncio.create_task(self._read_results(), name="bus-results"),
             asyncio.create_task(self._maintain(), name="bus-maintenance"),
+            asyncio.create_task(self._read_readings(), name="bus-readings"),
         ]
 
     async def _connected(self) -> None:
@@ -122,6 +141,7 @@ class RedisBus(Bus):
         if self._run_id and run_id != self._run_id:
             LOG.warning("redis-server restarted: resubmitting %d pending job(s)", self.pending)
             self._last_result_id = "0-0"  # a new server's result stream starts afresh
+            self._last_reading_id = "0-0"
         self._run_id = run_id
         if self._last_result_id == "$":
             self._last_result_id = await self._stream_tail()
@@ -190,6 +210,60 @@ class RedisBus(Bus):
         BUS_PENDING.set(len(self._pending))
         if self._up.is_set():
             await self._dispatch(pending)
+
+    async def read_partial(self, request: PartialRequest) -> PartialReading | None:
+        """A live caption from an idle worker of the language: sent once, never acknowledged
+        or retried (a lost request or worker costs one reading); None when no worker answers
+        within PARTIAL_WAIT_S (all busy with final work, gone, or Redis unreachable)."""
+        if not self._up.is_set() or not self.workers.hear(request.language):
+            PARTIALS.labels("skipped").inc()
+            return None
+        header = PartialHeader.of(uuid.uuid4().hex, self.gateway_id, request)
+        answer: asyncio.Future[PartialReading] = asyncio.get_running_loop().create_future()
+        self._readings[header.request_id] = answer
+        try:
+            await self.client.xadd(
+                partial_stream(request.language),
+                partial_fields(header, request.samples),
+                maxlen=PARTIAL_BACKLOG,
+                approximate=False,
+            )
+            return await asyncio.wait_for(answer, PARTIAL_WAIT_S)
+        except TimeoutError:
+            PARTIALS.labels("unanswered").inc()
+            return None
+        except LINK_ERRORS as exc:
+            self._link_lost(str(exc))
+            return None
+        finally:
+            self._readings.pop(header.request_id, None)
+
+    async def _read_readings(self) -> None:
+        stream = readings_stream(self.gateway_id)
+        while not self._closing:
+            await self._up.wait()
+            if self._closing:
+                return
+            try:
+                reply = await self.client.xread(
+                    {stream: self._last_reading_id}, count=64, block=500
+                )
+            except LINK_ERRORS as exc:
+                self._link_lost(str(exc))
+                continue
+            for _stream, entry_id, fields in entries(reply):
+                self._last_reading_id = entry_id
+                self._on_reading(fields)
+
+    def _on_reading(self, fields: dict[bytes, bytes]) -> None:
+        try:
+            header = read_reading(fields)
+        except WireError as exc:
+            LOG.error("ignoring a malformed reading: %s", exc)
+            return
+        answer = self._readings.get(header.request_id)
+        if answer is not None and not answer.done():  # else it came too late: nobody waits
+            answer.set_result(header.reading())
 
     async def _fail_unserved(self, job: Job, unserved: dict[str, str]) -> None:
         for target, reason in unserved.items():

@@ -56,6 +56,16 @@ def results_stream(gateway: str) -> str:
     return f"dragoman:results:{gateway}"
 
 
+def partial_stream(language: str) -> str:
+    """Live-caption requests of one source language: a few at most, the newest kept."""
+    return f"dragoman:partial:{language}"
+
+
+def readings_stream(gateway: str) -> str:
+    """Live-caption readings for one gateway."""
+    return f"dragoman:readings:{gateway}"
+
+
 def worker_key(worker: str) -> str:
     return f"dragoman:worker:{worker}"
 

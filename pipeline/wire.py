@@ -12,10 +12,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.agreement import Agreement
 from pipeline.audio import Audio, Samples
 from pipeline.bus import Job
 from pipeline.cascade import Said, Utterance
 from pipeline.events import CaptionFinal, UtteranceDropped, UtteranceFailed
+from pipeline.live import PartialReading, PartialRequest
 from pipeline.segmenter import Segment
 from pipeline.streams import Fields
 
@@ -126,6 +128,69 @@ class ResultHeader(_Wire):
     speech_rate: int = 0
 
 
+class PartialHeader(_Wire):
+    """A live-caption request but its audio: the growing segment's state, and where the
+    reading goes. Best effort: nobody acknowledges it, so a lost one is only a missed reading."""
+
+    request_id: str = Field(min_length=1, max_length=64)
+    gateway: str = Field(min_length=1, max_length=64)
+    utterance_id: str
+    language: str
+    committed: str = ""
+    previous: str = ""
+    targets: tuple[str, ...] = ()
+    whole: bool = False
+    sent_at: float = Field(default_factory=time.time)
+
+    @classmethod
+    def of(cls, request_id: str, gateway: str, request: PartialRequest) -> PartialHeader:
+        return cls(
+            request_id=request_id,
+            gateway=gateway,
+            utterance_id=request.utterance_id,
+            language=request.language,
+            committed=request.committed,
+            previous=request.previous,
+            targets=request.targets,
+            whole=request.whole,
+        )
+
+    def request(self, samples: Samples) -> PartialRequest:
+        return PartialRequest(
+            self.utterance_id,
+            self.language,
+            samples,
+            committed=self.committed,
+            previous=self.previous,
+            targets=self.targets,
+            whole=self.whole,
+        )
+
+
+class ReadingHeader(_Wire):
+    """A partial reading, back to the gateway that asked for it."""
+
+    request_id: str
+    hypothesis: str
+    committed: str
+    unstable: str
+    translations: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, request_id: str, reading: PartialReading) -> ReadingHeader:
+        return cls(
+            request_id=request_id,
+            hypothesis=reading.hypothesis,
+            committed=reading.agreement.committed,
+            unstable=reading.agreement.unstable,
+            translations=reading.translations,
+        )
+
+    def reading(self) -> PartialReading:
+        agreement = Agreement(self.committed, self.unstable)
+        return PartialReading(self.hypothesis, agreement, dict(self.translations))
+
+
 def encode_pcm(samples: Samples) -> bytes:
     clipped = np.clip(np.nan_to_num(samples), -1.0, 1.0)
     return (clipped * 32767.0).astype("<i2").tobytes()
@@ -176,3 +241,25 @@ def read_result(fields: dict[bytes, bytes]) -> tuple[ResultHeader, Audio | None]
         return header, speech
     except (KeyError, ValueError) as exc:
         raise WireError(f"malformed result entry: {exc}") from None
+
+
+def partial_fields(header: PartialHeader, samples: Samples) -> Fields:
+    return {"header": header.model_dump_json(), "pcm": encode_pcm(samples)}
+
+
+def read_partial(fields: dict[bytes, bytes]) -> tuple[PartialHeader, Samples]:
+    try:
+        return PartialHeader.model_validate_json(fields[b"header"]), decode_pcm(fields[b"pcm"])
+    except (KeyError, ValueError) as exc:
+        raise WireError(f"malformed partial request: {exc}") from None
+
+
+def reading_fields(header: ReadingHeader) -> Fields:
+    return {"header": header.model_dump_json()}
+
+
+def read_reading(fields: dict[bytes, bytes]) -> ReadingHeader:
+    try:
+        return ReadingHeader.model_validate_json(fields[b"header"])
+    except (KeyError, ValueError) as exc:
+        raise WireError(f"malformed partial reading: {exc}") from None

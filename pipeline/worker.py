@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,6 +26,7 @@ from pipeline.audio import Samples
 from pipeline.capabilities import STAGES, WorkerInfo, advertisement, stamped
 from pipeline.cascade import Cascade, CascadeResult, Translation
 from pipeline.events import CaptionFinal, UtteranceFailed
+from pipeline.live import PARTIAL_WAIT_S, PARTIALS
 from pipeline.metrics import BUS_JOBS
 from pipeline.models import Models
 from pipeline.settings import Settings
@@ -40,6 +42,8 @@ from pipeline.streams import (
     done_key,
     ensure_groups,
     entries,
+    partial_stream,
+    readings_stream,
     results_stream,
     text,
     translate_stream,
@@ -48,17 +52,21 @@ from pipeline.streams import (
 from pipeline.tasks import cancel_and_wait
 from pipeline.wire import (
     JobHeader,
+    ReadingHeader,
     ResultHeader,
     TextJob,
     WireError,
     read_job,
+    read_partial,
     read_text_job,
+    reading_fields,
     result_fields,
     text_job_fields,
 )
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
+READINGS_MAXLEN = 256
 
 # KEYS: dedup mark, the job's stream, one stream per output.
 # ARGV: group, entry id, mark TTL, MAXLEN, then per output: field count, name, value, ...
@@ -156,6 +164,8 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=len(info.stages), thread_name_prefix="worker-stage"
         )
+        self._live_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-live")
+        self._jobs_in_hand = 0  # final work running: live captions are skipped meanwhile
         self.jobs_done = 0
 
     @classmethod
@@ -198,6 +208,8 @@ class Worker:
             for stage, streams in self.streams.items()
             if streams
         ]
+        if self.info.asr_languages:
+            loops.append(asyncio.create_task(self._live_loop(stop), name="live-loop"))
         heartbeat = asyncio.create_task(self._heartbeat(stop), name="worker-heartbeat")
         try:
             await asyncio.gather(*loops)
@@ -210,6 +222,7 @@ class Worker:
                 await self._client.delete(worker_key(self.worker_id))
             await self._client.aclose()
             self._executor.shutdown(wait=True)
+            self._live_executor.shutdown(wait=True)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         ttl_ms = int(self.settings.bus_heartbeat_s * 3000)
@@ -220,30 +233,65 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), self.settings.bus_heartbeat_s)
 
     async def _stage_loop(self, stage: str, streams: list[str], stop: asyncio.Event) -> None:
-        backoff = Backoff()
         reclaim_every = max(0.2, self.settings.bus_claim_idle_s / 2)
         next_reclaim = 0.0
         loop = asyncio.get_running_loop()
+
+        async def serve() -> None:
+            nonlocal next_reclaim
+            # Jobs this worker took but did not finish (a lost link, or a restart with the
+            # same --worker-id) come first, without waiting for another worker to reclaim.
+            own_pending = True
+            while not stop.is_set():
+                batch: list[Entry] = []
+                if own_pending:
+                    batch = await self._read(streams, own_pending=True)
+                    own_pending = bool(batch)
+                if not batch and loop.time() >= next_reclaim:
+                    batch = await self._reclaim(streams)
+                    next_reclaim = loop.time() + reclaim_every
+                reclaimed = bool(batch)
+                if not batch:
+                    batch = await self._read(streams)
+                if batch:
+                    await self._handle(stage, batch, reclaimed)
+
+        await self._resilient(stage, streams, serve, stop)
+
+    async def _live_loop(self, stop: asyncio.Event) -> None:
+        """Live-caption requests of this worker's languages, read without acknowledgement (a
+        restart loses only them), one at a time, and skipped while final work is in hand."""
+        streams = [partial_stream(code) for code in self.info.asr_languages]
+
+        async def serve() -> None:
+            while not stop.is_set():
+                reply = await self._client.xreadgroup(
+                    GROUP,
+                    self.worker_id,
+                    dict.fromkeys(streams, ">"),
+                    count=1,
+                    block=500,
+                    noack=True,
+                )
+                for _stream, _entry_id, fields in entries(reply):
+                    await self._serve_partial(fields)
+
+        await self._resilient("live", streams, serve, stop)
+
+    async def _resilient(
+        self,
+        label: str,
+        streams: list[str],
+        serve: Callable[[], Awaitable[None]],
+        stop: asyncio.Event,
+    ) -> None:
+        """`serve` the streams until `stop`, through lost links and a restarted Redis."""
+        backoff = Backoff()
         while not stop.is_set():
             try:
                 await ensure_groups(self._client, streams)
-                # Jobs this worker took but did not finish (a lost link, or a restart with the
-                # same --worker-id) come first, without waiting for another worker to reclaim.
-                own_pending = True
-                while not stop.is_set():
-                    batch: list[Entry] = []
-                    if own_pending:
-                        batch = await self._read(streams, own_pending=True)
-                        own_pending = bool(batch)
-                    if not batch and loop.time() >= next_reclaim:
-                        batch = await self._reclaim(streams)
-                        next_reclaim = loop.time() + reclaim_every
-                    reclaimed = bool(batch)
-                    if not batch:
-                        batch = await self._read(streams)
-                    if batch:
-                        await self._handle(stage, batch, reclaimed)
-                    backoff.reset()
+                backoff.reset()
+                await serve()
             except LINK_ERRORS as exc:
                 LOG.warning("%s: Redis unreachable (%s); retrying", self.worker_id, exc)
                 with contextlib.suppress(*LINK_ERRORS):
@@ -253,7 +301,34 @@ class Worker:
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                LOG.warning("%s: consumer group gone (Redis restarted?); recreating", stage)
+                LOG.warning("%s: consumer group gone (Redis restarted?); recreating", label)
+
+    async def _serve_partial(self, fields: dict[bytes, bytes]) -> None:
+        try:
+            header, samples = read_partial(fields)
+        except WireError as exc:
+            LOG.error("dropping a malformed partial request: %s", exc)
+            return
+        if self._jobs_in_hand or time.time() - header.sent_at > PARTIAL_WAIT_S:
+            PARTIALS.labels("skipped").inc()  # final work first; a stale one helps nobody
+            return
+        loop = asyncio.get_running_loop()
+        request = header.request(samples)
+        try:
+            reading = await loop.run_in_executor(
+                self._live_executor, self._cascade.read_partial, request
+            )
+        except Exception as exc:  # best effort: the final tells what failed
+            PARTIALS.labels("failed").inc()
+            LOG.debug("partial reading of %s failed: %s", header.utterance_id, exc)
+            return
+        PARTIALS.labels("done").inc()
+        await self._client.xadd(
+            readings_stream(header.gateway),
+            reading_fields(ReadingHeader.of(header.request_id, reading)),
+            maxlen=READINGS_MAXLEN,
+            approximate=True,
+        )
 
     async def _read(self, streams: list[str], own_pending: bool = False) -> list[Entry]:
         """New jobs (blocking up to 0.5 s), or with `own_pending` the ones taken but unfinished."""
@@ -295,6 +370,7 @@ class Worker:
                 await self._client.xack(stream, GROUP, entry_id)
         if not jobs:
             return
+        self._jobs_in_hand += 1
         try:
             async with self._holding(jobs):
                 if stage == "asr":
@@ -307,6 +383,8 @@ class Worker:
             raise
         except Exception:  # left pending: reclaimed, and failed once delivered too often
             LOG.exception("%s failed on %d job(s) of %s", self.worker_id, len(jobs), stage)
+        finally:
+            self._jobs_in_hand -= 1
 
     async def _deliveries(self, stream: str, entry_id: str) -> int:
         pending = await self._client.xpending_range(stream, GROUP, entry_id, entry_id, 1)

@@ -15,6 +15,7 @@ from pipeline.bus import Job, JobResult
 from pipeline.capabilities import STAGES, WorkerInfo, advertisement, stamped
 from pipeline.cascade import Utterance
 from pipeline.events import CaptionFinal, TranslationStatus, UtteranceFailed
+from pipeline.live import PartialRequest
 from pipeline.redis_bus import RedisBus
 from pipeline.segmenter import Segment
 from pipeline.settings import Settings
@@ -29,7 +30,7 @@ from pipeline.wire import (
     read_result,
 )
 from pipeline.worker import Worker
-from testkit.fakes import fake_cascade
+from testkit.fakes import FakeRecognizer, Script, fake_cascade
 from testkit.redis_server import LocalRedis
 
 pytestmark = pytest.mark.redis
@@ -75,10 +76,12 @@ class Inbox:
                 await asyncio.sleep(0.02)
 
 
-def en_pt_worker(url: str, name: str = "w1", **overrides: float) -> Worker:
+def en_pt_worker(
+    url: str, name: str = "w1", recognizer: FakeRecognizer | None = None, **overrides: float
+) -> Worker:
     settings = Settings(redis_url=url, bus_heartbeat_s=0.2, **overrides)  # type: ignore[arg-type]
     info = advertisement(name, STAGES, ["en"], [("en", "pt")], {}, "cpu")
-    return Worker(settings, fake_cascade(), info)
+    return Worker(settings, fake_cascade(recognizer=recognizer), info)
 
 
 @contextlib.asynccontextmanager
@@ -356,3 +359,58 @@ async def test_a_worker_that_stops_its_heartbeat_is_forgotten(redis_url: str) ->
         assert bus.workers.unserved("en", ["en"]) == {
             "en": "no worker serves speech recognition in 'en'"
         }
+
+
+def partial(previous: str = "") -> PartialRequest:
+    samples = np.full(8000, 0.1, dtype=np.float32)
+    return PartialRequest("room/ana/0", "en", samples, previous=previous, targets=("pt",))
+
+
+async def test_a_live_caption_is_read_by_an_idle_worker_and_translated(redis_url: str) -> None:
+    inbox = Inbox()
+    async with running(en_pt_worker(redis_url)), gateway_bus(redis_url, inbox) as bus:
+        await until_workers(bus, 1)
+        first = await bus.read_partial(partial())
+        second = await bus.read_partial(partial(previous="hello"))
+    assert first is not None and first.hypothesis == "hello"
+    assert first.agreement.committed == "" and first.agreement.unstable == "hello"
+    assert second is not None and second.agreement.committed == "hello"
+    assert second.translations == {"pt": "hello"}
+
+
+async def test_a_worker_with_final_work_in_hand_skips_live_captions(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.redis_bus.PARTIAL_WAIT_S", 0.4)
+    inbox = Inbox()
+    recognizer = FakeRecognizer(script=Script(delay_s=1.5))
+    busy = en_pt_worker(redis_url, recognizer=recognizer)
+    async with running(busy), gateway_bus(redis_url, inbox) as bus:
+        await until_workers(bus, 1)
+        await bus.submit(job(0))
+        await asyncio.sleep(0.2)  # the worker is recognising it
+        assert await bus.read_partial(partial()) is None
+        await inbox.until(1)
+    assert inbox.finals() == [("room/ana/0", "pt")]  # the final never waited for the partial
+    assert recognizer.calls == ["en"]  # the partial was skipped, not queued behind the job
+
+
+async def test_a_lost_live_caption_request_costs_only_that_reading(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.redis_bus.PARTIAL_WAIT_S", 0.3)
+    monkeypatch.setattr("pipeline.worker.PARTIAL_WAIT_S", 0.3)
+    inbox = Inbox()
+    recognizer = FakeRecognizer()
+    absent = en_pt_worker(redis_url, recognizer=recognizer)
+    async with gateway_bus(redis_url, inbox) as bus:
+        await advertise(bus, absent.info)  # advertised, but not reading: the request is lost
+        assert await bus.read_partial(partial()) is None
+        async with running(absent):
+            await asyncio.sleep(0.3)  # it reads the stale request and skips it
+            monkeypatch.setattr("pipeline.redis_bus.PARTIAL_WAIT_S", 3.0)
+            reading = await bus.read_partial(partial())
+            await bus.submit(job(1))
+            await inbox.until(1)
+    assert reading is not None and reading.hypothesis == "hello"
+    assert recognizer.calls == ["en", "en"]  # the fresh request and the job; the stale skipped
