@@ -61,7 +61,6 @@ LOG = logging.getLogger(__name__)
 # Live-caption requests kept per language: a worker that frees up reads the newest few, and an
 # older reading of a segment that has grown since is worth nothing.
 PARTIAL_BACKLOG = 4
-READINGS_MAXLEN = 256
 StatusHandler = Callable[[TranslationStatus], None]
 
 
